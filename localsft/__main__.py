@@ -1,0 +1,5 @@
+import sys
+
+from localsft.cli import main
+
+sys.exit(main())

@@ -1,0 +1,64 @@
+"""Make MLX's CPU backend use OpenBLAS instead of the bundled reference BLAS.
+
+The `mlx-cpu` wheel links the netlib reference BLAS, which runs fp32 matmul at
+2-5 GFLOP/s. Loading Debian's OpenBLAS with RTLD_GLOBAL *before* `mlx.core` is
+imported makes the dynamic linker resolve `sgemm_` and friends to OpenBLAS:
+20-50x faster (see PLATFORM.md). This must run before the first `import mlx`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import sys
+
+# Where Debian/Ubuntu put the threaded OpenBLAS (package libopenblas0-pthread).
+_CANDIDATES = (
+    "/usr/lib/*-linux-gnu/openblas-pthread/libopenblas.so.0",
+    "/usr/lib/*-linux-gnu/libopenblas.so.0",
+    "/usr/lib64/libopenblas.so.0",
+)
+
+_loaded: str | None = None
+
+
+def find_openblas() -> str | None:
+    """Path of a system OpenBLAS, or None. `LOCALSFT_BLAS` overrides the search."""
+    override = os.environ.get("LOCALSFT_BLAS")
+    if override:
+        return override if os.path.exists(override) else None
+    for pattern in _CANDIDATES:
+        hits = sorted(glob.glob(pattern))
+        if hits:
+            return hits[0]
+    return None
+
+
+def preload_fast_blas() -> str | None:
+    """Load OpenBLAS globally on Linux if mlx is not imported yet. Returns its path."""
+    global _loaded
+    if _loaded or not sys.platform.startswith("linux"):
+        return _loaded
+    if os.environ.get("LOCALSFT_BLAS") == "reference":
+        return None
+    if "mlx.core" in sys.modules:  # too late: symbols already bound
+        return None
+    path = find_openblas()
+    if path is None:
+        return None
+    try:
+        ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+    except OSError:
+        return None
+    _loaded = path
+    return path
+
+
+def blas_in_use() -> str:
+    """A short description of the BLAS that MLX's CPU backend is using."""
+    if sys.platform == "darwin":
+        return "Accelerate (macOS)"
+    if _loaded:
+        return f"OpenBLAS ({_loaded})"
+    return "reference BLAS bundled with mlx-cpu (slow: install libopenblas0-pthread)"

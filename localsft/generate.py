@@ -1,0 +1,46 @@
+"""Chat generation on one model: the chat template applied, answers streamed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import localsft  # noqa: F401
+import mlx.core as mx
+
+from localsft.models.loading import LoadedModel
+
+
+@dataclass
+class SamplingSettings:
+    """The usual knobs; temperature 0 means greedy (deterministic)."""
+
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int | None = None
+
+
+def chat_prompt(tokenizer, messages: list[dict]) -> list[int]:
+    """Token ids of `messages` rendered with the model's chat template, ready for the answer."""
+    if getattr(tokenizer, "chat_template", None):
+        return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
+    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
+    return list(tokenizer.encode(text))
+
+
+def stream_chat(loaded: LoadedModel, messages: list[dict],
+                settings: SamplingSettings | None = None) -> Iterator[str]:
+    """Yield the answer to `messages` piece by piece; stops at an end-of-turn token."""
+    from mlx_lm import stream_generate
+    from mlx_lm.sample_utils import make_sampler
+
+    settings = settings or SamplingSettings()
+    if settings.seed is not None:
+        mx.random.seed(settings.seed)
+    sampler = make_sampler(temp=settings.temperature, top_p=settings.top_p)
+    prompt = chat_prompt(loaded.tokenizer, messages)
+    for response in stream_generate(loaded.model, loaded.tokenizer, prompt,
+                                    max_tokens=settings.max_tokens, sampler=sampler):
+        if response.text:
+            yield response.text

@@ -1,0 +1,70 @@
+"""Load a stored model with the precision that suits this device (see backend.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import localsft  # noqa: F401  (fast BLAS before mlx)
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_map
+
+from localsft.backend import Precision, choose_precision
+from localsft.errors import UserError
+from localsft.models.store import _count_parameters, resolve_model
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: the mlx-lm module, its tokenizer wrapper, where it came from."""
+
+    model: nn.Module
+    tokenizer: object  # mlx_lm.tokenizer_utils.TokenizerWrapper
+    path: Path
+    config: dict
+    precision: Precision
+
+
+def _has_quantized(model: nn.Module) -> bool:
+    return any(isinstance(m, (nn.QuantizedLinear, nn.QuantizedEmbedding)) for _, m in model.named_modules())
+
+
+def apply_precision(model: nn.Module, precision: Precision) -> nn.Module:
+    """Dequantize and cast frozen weights in place as `precision` says."""
+    from mlx_lm.utils import dequantize_model
+
+    if precision.dequantize and _has_quantized(model):
+        model = dequantize_model(model)
+    if precision.dtype in ("float32", "float16", "bfloat16"):
+        dtype = getattr(mx, precision.dtype)
+        model.update(tree_map(lambda a: a.astype(dtype) if mx.issubdtype(a.dtype, mx.floating) else a,
+                              model.parameters()))
+    mx.eval(model.parameters())
+    return model
+
+
+def load_model(name_or_path: str | None = None, precision: str = "auto") -> LoadedModel:
+    """Load a model from the store (None: the default model) for this device."""
+    import mlx_lm
+
+    path = resolve_model(name_or_path)
+    config = json.loads((path / "config.json").read_text())
+    chosen = choose_precision(precision, fp32_bytes=4 * _count_parameters(config))
+    try:
+        model, tokenizer = mlx_lm.load(str(path), lazy=True)
+    except ValueError as err:
+        raise UserError(f"Cannot load the model in {path}: {err}") from None
+    model = apply_precision(model, chosen)
+    model.eval()
+    return LoadedModel(model, tokenizer, path, config, chosen)
+
+
+def load_tokenizer(name_or_path: str | None = None):
+    """The mlx-lm tokenizer wrapper of a model (cheap: no weights are read)."""
+    from mlx_lm.utils import load_tokenizer as _load
+
+    path = resolve_model(name_or_path)
+    config = json.loads((path / "config.json").read_text())
+    return _load(path, eos_token_ids=config.get("eos_token_id"))

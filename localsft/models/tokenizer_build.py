@@ -1,0 +1,81 @@
+"""Rebuild a Hugging Face tokenizer (tokenizer.json + config) from GGUF metadata."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlx.core as mx
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+
+from localsft.errors import UserError
+
+CONTROL = 3  # llama.cpp token type for special/control tokens
+USER_DEFINED = 4
+
+# llama.cpp pre-tokenizer names whose split rule differs from plain GPT-2.
+_DIGITS_EACH = ("smollm",)
+_LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
+                 r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
+_LLAMA3_NAMES = ("llama3", "llama-v3", "llama-bpe", "smaug-bpe", "dbrx")
+
+
+def _pre_tokenizer(pre: str | None):
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+    if pre in _DIGITS_EACH:
+        return pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
+    if pre in _LLAMA3_NAMES:
+        split = pre_tokenizers.Split(Regex(_LLAMA3_SPLIT), behavior="isolated")
+        no_regex = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)
+        return pre_tokenizers.Sequence([split, no_regex])
+    return byte_level
+
+
+def build_bpe_tokenizer(meta: dict) -> Tokenizer:
+    """A byte-level BPE tokenizer from `tokenizer.ggml.*` metadata (GPT-2 style vocabularies)."""
+    kind = meta.get("tokenizer.ggml.model")
+    if kind != "gpt2":
+        raise UserError(f"not supported yet: GGUF tokenizer type {kind!r} (byte-level BPE 'gpt2' works)")
+    tokens = meta["tokenizer.ggml.tokens"]
+    merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges", [])]
+    vocab = {tok: i for i, tok in enumerate(tokens)}
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
+    tokenizer.pre_tokenizer = _pre_tokenizer(meta.get("tokenizer.ggml.pre"))
+    tokenizer.decoder = decoders.ByteLevel()
+    types = meta.get("tokenizer.ggml.token_type")
+    types = types.tolist() if isinstance(types, mx.array) else list(types or [])
+    special = [AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, types) if k == CONTROL]
+    plain = [AddedToken(t, special=False, normalized=False) for t, k in zip(tokens, types) if k == USER_DEFINED]
+    tokenizer.add_special_tokens(special)
+    tokenizer.add_tokens(plain)
+    return tokenizer
+
+
+def write_tokenizer(meta: dict, out_dir: Path, config: dict) -> None:
+    """Write tokenizer.json, tokenizer_config.json and generation_config.json into out_dir."""
+    tokenizer = build_bpe_tokenizer(meta)
+    tokenizer.save(str(out_dir / "tokenizer.json"))
+    tokens = meta["tokenizer.ggml.tokens"]
+
+    def token(key: str) -> str | None:
+        value = meta.get(key)
+        return tokens[int(value.item() if isinstance(value, mx.array) else value)] if value is not None else None
+
+    bos, eos = token("tokenizer.ggml.bos_token_id"), token("tokenizer.ggml.eos_token_id")
+    pad = token("tokenizer.ggml.padding_token_id") or eos
+    tok_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": bos,
+        "eos_token": eos,
+        "pad_token": pad,
+        "unk_token": token("tokenizer.ggml.unknown_token_id"),
+        "add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", False)),
+        "clean_up_tokenization_spaces": False,
+        "model_max_length": config.get("max_position_embeddings", 4096),
+    }
+    template = meta.get("tokenizer.chat_template")
+    if template:
+        tok_config["chat_template"] = template
+    (out_dir / "tokenizer_config.json").write_text(json.dumps(tok_config, indent=2))
+    generation = {"bos_token_id": config.get("bos_token_id"), "eos_token_id": config.get("eos_token_id")}
+    (out_dir / "generation_config.json").write_text(json.dumps(generation, indent=2))
