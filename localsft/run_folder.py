@@ -1,0 +1,121 @@
+"""A training run is a folder; this module names its parts (the contract every tool reads).
+
+    RUN/config.yaml          the full training config (one schema: localsft.train.config)
+    RUN/events.jsonl         append-only event log, one JSON object per line
+    RUN/data/                normalized chat JSONL splits (train/valid/test.jsonl) + report.json
+    RUN/checkpoints/step-N/  resumable state (adapter weights, optimizer, step, data order, RNG)
+    RUN/adapters/best/       mlx-lm adapter folder (adapters.safetensors + adapter_config.json)
+    RUN/adapters/last/       same, for the last step
+    RUN/eval.json, eval.md   held-out evaluation (localsft eval)
+    RUN/votes.jsonl          blind A/B preferences
+    RUN/exports/<format>/    exported models
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from localsft.errors import UserError
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a file so that a crash leaves either the old or the new content, never half."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Paths inside one run folder."""
+
+    path: Path
+
+    @classmethod
+    def open(cls, path: str | Path) -> "RunFolder":
+        """An existing run folder, or a UserError saying why it is not one."""
+        run = cls(Path(path).expanduser())
+        if not run.config_path.exists():
+            raise UserError(f"{run.path} is not a localsft run folder (no config.yaml).")
+        return run
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def events_path(self) -> Path:
+        return self.path / "events.jsonl"
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path / "data"
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.path / "eval.json"
+
+    @property
+    def eval_md(self) -> Path:
+        return self.path / "eval.md"
+
+    @property
+    def votes_path(self) -> Path:
+        return self.path / "votes.jsonl"
+
+    def adapters_dir(self, which: str = "best") -> Path:
+        return self.path / "adapters" / which
+
+    def exports_dir(self, fmt: str) -> Path:
+        return self.path / "exports" / fmt
+
+    def config_dict(self) -> dict:
+        """config.yaml as a plain dict (use localsft.train.config for the typed object)."""
+        return yaml.safe_load(self.config_path.read_text()) or {}
+
+    def model_name(self) -> str | None:
+        """The base model the run trained (store name or folder); None = the default model."""
+        return self.config_dict().get("model")
+
+    def best_adapter(self) -> Path:
+        """The adapter folder to use: best if present, else last."""
+        for which in ("best", "last"):
+            folder = self.adapters_dir(which)
+            if (folder / "adapters.safetensors").exists():
+                return folder
+        raise UserError(f"Run {self.name} has no trained adapter yet (nothing in {self.path / 'adapters'}).")
+
+    def events(self) -> list[dict]:
+        """All events logged so far (a torn last line from a crash is skipped)."""
+        if not self.events_path.exists():
+            return []
+        out = []
+        for line in self.events_path.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
