@@ -31,12 +31,37 @@ def _has_quantized(model: nn.Module) -> bool:
     return any(isinstance(m, (nn.QuantizedLinear, nn.QuantizedEmbedding)) for _, m in model.named_modules())
 
 
+def dequantize(model: nn.Module, dtype=mx.float32) -> nn.Module:
+    """Replace quantized layers by plain ones, computing `scale * q + bias` in `dtype`.
+
+    (mlx-lm's dequantize_model computes in the scales' dtype, fp16 for GGUF files,
+    which rounds every weight to fp16: logits then drift ~0.1 from the reference.)
+    """
+    from mlx.utils import tree_unflatten
+
+    replaced = []
+    for name, module in model.named_modules():
+        if not isinstance(module, (nn.QuantizedLinear, nn.QuantizedEmbedding)):
+            continue
+        weight = mx.dequantize(module.weight, module.scales.astype(dtype), module.biases.astype(dtype),
+                               module.group_size, module.bits)
+        if isinstance(module, nn.QuantizedEmbedding):
+            plain = nn.Embedding(*weight.shape)
+        else:
+            plain = nn.Linear(weight.shape[1], weight.shape[0], bias="bias" in module)
+            if "bias" in module:
+                plain.bias = module.bias
+        plain.weight = weight
+        replaced.append((name, plain))
+    if replaced:
+        model.update_modules(tree_unflatten(replaced))
+    return model
+
+
 def apply_precision(model: nn.Module, precision: Precision) -> nn.Module:
     """Dequantize and cast frozen weights in place as `precision` says."""
-    from mlx_lm.utils import dequantize_model
-
     if precision.dequantize and _has_quantized(model):
-        model = dequantize_model(model)
+        model = dequantize(model)
     if precision.dtype in ("float32", "float16", "bfloat16"):
         dtype = getattr(mx, precision.dtype)
         model.update(tree_map(lambda a: a.astype(dtype) if mx.issubdtype(a.dtype, mx.floating) else a,
