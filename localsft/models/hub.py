@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from localsft.errors import UserError
@@ -20,7 +21,8 @@ def download_repo(repo_id: str, progress: bool = True) -> Path:
     if not progress:
         huggingface_hub.utils.disable_progress_bars()
     try:
-        folder = huggingface_hub.snapshot_download(repo_id, allow_patterns=_PATTERNS, etag_timeout=5)
+        folder = huggingface_hub.snapshot_download(repo_id, allow_patterns=_PATTERNS, etag_timeout=5,
+                                                   cache_dir=os.environ.get("HF_HUB_CACHE"))
     except (GatedRepoError, RepositoryNotFoundError):
         raise UserError(f"Hugging Face repo {repo_id!r} was not found or needs access rights "
                         f"(log in with `hf auth login`).") from None

@@ -1,0 +1,48 @@
+"""What a new user sees first: a streamed answer, the precision chosen, the doctor screen."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from localsft.backend import backend_name, choose_precision
+from localsft.blas import blas_in_use
+from localsft.cli import main
+
+
+@pytest.mark.slow
+def test_generate_answers_paris_offline(capsys):
+    assert main(["generate", "--prompt", "What is the capital of France?", "--max-tokens", "20"]) == 0
+    captured = capsys.readouterr()
+    assert "Paris" in captured.out
+    assert "float32 weights on CPU" in captured.err  # the chosen precision and backend are printed
+
+
+def test_generate_streams_from_a_tiny_model(tiny_model_dir, capsys):
+    assert main(["generate", "--model", str(tiny_model_dir), "--prompt", "hi", "--max-tokens", "5"]) == 0
+    assert capsys.readouterr().out.endswith("\n")
+
+
+def test_precision_follows_the_device():
+    assert backend_name() == "CPU"  # these machines have no GPU
+    auto = choose_precision("auto", fp32_bytes=10**6)
+    assert auto.dtype == "float32" and auto.dequantize
+    too_big = choose_precision("auto", fp32_bytes=10**15)
+    assert too_big.dtype == "quantized" and "not fit" in too_big.reason
+    assert choose_precision("bfloat16").reason == "forced by the user"
+
+
+def test_fast_blas_is_automatic_in_a_fresh_process():
+    code = "import localsft.backend as b; print(b.blas_in_use()); print(b.matmul_gflops('float32') > 20)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("OpenBLAS") and out.strip().endswith("True")
+    assert blas_in_use().startswith("OpenBLAS")
+
+
+def test_doctor_screen(capsys):
+    assert main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    for label in ("backend: CPU", "BLAS: OpenBLAS", "GFLOP/s", "free memory", "models:", "mlx-lm"):
+        assert label in out, label
