@@ -1,0 +1,146 @@
+"""Decode several chat prompts as one batch, each row with or without the adapter.
+
+Prompts of different lengths are left-padded into one batch with mlx-lm's batch KV
+caches (padding is masked out of attention, positions start at 0 for every row), so
+each row decodes as it would alone. Rows stop at an end-of-turn token or at
+`max_tokens`; finished rows leave the batch. The next step is queued before the current
+tokens are read back (as mlx-lm's own generator does), so Python work overlaps compute.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import localsft  # noqa: F401  (fast BLAS before mlx)
+import mlx.core as mx
+import mlx.nn as nn
+
+from localsft.adapter_switch import RowSwitch
+from localsft.generate import SamplingSettings
+
+PREFILL_STEP = 512  # prompt tokens per forward pass while filling the cache
+
+
+def _batch_cache(model: nn.Module, left_padding: list[int]) -> list:
+    """Empty per-layer batch caches (of the model's own cache kinds) for left-padded rows."""
+    from mlx_lm.models.cache import make_prompt_cache
+
+    per_row = [make_prompt_cache(model) for _ in left_padding]
+    cache = [layer[0].merge([row[i] for row in per_row]) for i, layer in enumerate(zip(*per_row))]
+    for layer in cache:
+        layer.prepare(left_padding=left_padding)
+    return cache
+
+
+def _sampler(settings: SamplingSettings):
+    from mlx_lm.sample_utils import make_sampler
+
+    sample = make_sampler(temp=settings.temperature, top_p=settings.top_p)
+
+    def next_tokens(logits: mx.array) -> mx.array:
+        return sample(logits - mx.logsumexp(logits, axis=-1, keepdims=True))
+
+    return next_tokens
+
+
+def decode_tokens(model: nn.Module, prompts: list[list[int]], eos_ids: set[int],
+                  settings: SamplingSettings | None = None, switch: RowSwitch | None = None,
+                  adapter_on: list[bool] | None = None) -> Iterator[list[tuple[int, int]]]:
+    """Yield, step by step, `(row, token)` for every row still decoding.
+
+    prompts: token ids per row. adapter_on: per row, whether the adapter is used
+    (needs `switch`, the RowSwitch of the model's adapter layers). End-of-turn tokens
+    (`eos_ids`) end a row and are not yielded.
+    """
+    settings = settings or SamplingSettings()
+    if not prompts or any(not p for p in prompts):
+        raise ValueError("every row needs a non-empty prompt")
+    if settings.seed is not None:
+        mx.random.seed(settings.seed)
+    sample = _sampler(settings)
+    rows = list(range(len(prompts)))  # batch position -> row
+    adapter_on = list(adapter_on) if adapter_on is not None else [True] * len(prompts)
+    if switch is not None:
+        switch.set_rows(adapter_on)
+    width = max(len(p) for p in prompts)
+    cache = _batch_cache(model, [width - len(p) for p in prompts])
+    tokens = mx.array([[0] * (width - len(p)) + list(p) for p in prompts])
+    while tokens.shape[1] > PREFILL_STEP:
+        model(tokens[:, :PREFILL_STEP], cache=cache)
+        mx.eval([c.state for c in cache])
+        tokens = tokens[:, PREFILL_STEP:]
+    y = sample(model(tokens, cache=cache)[:, -1, :])
+    mx.async_eval(y)
+    counts = [0] * len(prompts)
+    while rows:
+        next_y = sample(model(y[:, None], cache=cache)[:, -1, :])
+        mx.async_eval(next_y)
+        step, keep = [], []
+        for i, (row, token) in enumerate(zip(rows, y.tolist())):
+            if token in eos_ids:
+                continue
+            step.append((row, token))
+            counts[row] += 1
+            if counts[row] < settings.max_tokens:
+                keep.append(i)
+        if step:
+            yield step
+        if len(keep) < len(rows):
+            rows = [rows[i] for i in keep]
+            if not rows:
+                break
+            index = mx.array(keep)
+            for layer in cache:
+                layer.filter(index)
+            next_y = next_y[index]
+            if switch is not None:
+                adapter_on = [adapter_on[i] for i in keep]
+                switch.set_rows(adapter_on)
+        y = next_y
+
+
+def decode_text(model: nn.Module, tokenizer, prompts: list[list[int]],
+                settings: SamplingSettings | None = None, switch: RowSwitch | None = None,
+                adapter_on: list[bool] | None = None) -> Iterator[tuple[int, str]]:
+    """Like `decode_tokens`, but yield `(row, text_piece)` as each row's text grows."""
+    detokenizers = [tokenizer.detokenizer for _ in prompts]
+    eos_ids = set(tokenizer.eos_token_ids)
+
+    def finish(row: int) -> Iterator[tuple[int, str]]:
+        detokenizers[row].finalize()
+        piece = detokenizers[row].last_segment  # reading it consumes it
+        if piece:
+            yield row, piece
+
+    active = set(range(len(prompts)))
+    for step in decode_tokens(model, prompts, eos_ids, settings, switch, adapter_on):
+        for row, token in step:
+            detokenizers[row].add_token(token)
+            piece = detokenizers[row].last_segment
+            if piece:
+                yield row, piece
+        present = {row for row, _ in step}
+        for row in sorted(active - present):  # ended at an end-of-turn token (or just before)
+            yield from finish(row)
+        active = present
+    for row in sorted(active):
+        yield from finish(row)
+
+
+def answer_all(model: nn.Module, tokenizer, prompts: list[list[int]],
+               settings: SamplingSettings | None = None, switch: RowSwitch | None = None,
+               adapter_on: list[bool] | None = None, batch_size: int = 16) -> list[str]:
+    """Complete answers for many prompts, decoded `batch_size` rows at a time.
+
+    Prompts are grouped by length so that rows in a batch need little padding.
+    """
+    adapter_on = list(adapter_on) if adapter_on is not None else [True] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    answers = [""] * len(prompts)
+    for start in range(0, len(order), batch_size):
+        chunk = order[start:start + batch_size]
+        pieces = decode_text(model, tokenizer, [prompts[i] for i in chunk], settings, switch,
+                             [adapter_on[i] for i in chunk])
+        for row, piece in pieces:
+            answers[chunk[row]] += piece
+    return answers

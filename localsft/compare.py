@@ -1,0 +1,105 @@
+"""Base vs tuned, side by side, for the price of one model.
+
+    chat = open_compare("~/.localsft/runs/my-run")
+    for side, piece in chat.send("Write a tagline for our shoes"):
+        ...  # side is "base" or "tuned"; pieces of both answers arrive interleaved
+
+One copy of the base weights is loaded; the run's adapter is switched per batch row
+(`localsft.adapter_switch`), and both answers are decoded as one batch of two rows
+(`localsft.batch_decode`), so answering with both costs about as much as one.
+Each side keeps its own multi-turn history: the base model sees its own earlier
+answers, the tuned model its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from localsft.adapter_switch import SwitchableModel, load_switchable
+from localsft.batch_decode import answer_all, decode_text
+from localsft.generate import SamplingSettings, chat_prompt
+from localsft.run_folder import RunFolder
+
+SIDES = ("base", "tuned")
+
+
+def stream_sides(switchable: SwitchableModel, conversations: dict[str, list[dict]],
+                 settings: SamplingSettings | None = None) -> Iterator[tuple[str, str]]:
+    """Answer each side's conversation ({"base": messages, "tuned": messages}, either or both)
+    as one batch; yield `(side, text_piece)` as the answers grow."""
+    sides = [side for side in SIDES if side in conversations]
+    prompts = [chat_prompt(switchable.tokenizer, conversations[side]) for side in sides]
+    for row, piece in decode_text(switchable.model, switchable.tokenizer, prompts, settings,
+                                  switchable.switch, [side == "tuned" for side in sides]):
+        yield sides[row], piece
+
+
+def answer_sides(switchable: SwitchableModel, messages: list[dict],
+                 settings: SamplingSettings | None = None) -> dict[str, str]:
+    """The complete base and tuned answers to the same conversation."""
+    answers = {side: "" for side in SIDES}
+    for side, piece in stream_sides(switchable, {side: messages for side in SIDES}, settings):
+        answers[side] += piece
+    return answers
+
+
+def answer_many(switchable: SwitchableModel, conversations: list[list[dict]], side: str,
+                settings: SamplingSettings | None = None, batch_size: int = 16) -> list[str]:
+    """One side's answers to many conversations, decoded in batches (used by eval)."""
+    prompts = [chat_prompt(switchable.tokenizer, messages) for messages in conversations]
+    return answer_all(switchable.model, switchable.tokenizer, prompts, settings, switchable.switch,
+                      [side == "tuned"] * len(prompts), batch_size)
+
+
+class CompareChat:
+    """A two-pane chat: the same user turns go to both sides; each side keeps its own history.
+
+    One instance per user session (a UI keeps it in per-session state, not a global).
+    """
+
+    def __init__(self, switchable: SwitchableModel, settings: SamplingSettings | None = None,
+                 system: str | None = None, sides: tuple[str, ...] = SIDES) -> None:
+        self.switchable = switchable
+        self.settings = settings or SamplingSettings()
+        self.system = system
+        self.sides = sides
+        self.history: dict[str, list[dict]] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the conversation (both sides)."""
+        start = [{"role": "system", "content": self.system}] if self.system else []
+        self.history = {side: list(start) for side in self.sides}
+
+    def send(self, user_text: str, settings: SamplingSettings | None = None) -> Iterator[tuple[str, str]]:
+        """Add a user turn to every side and stream the answers as `(side, text_piece)`.
+
+        The answers join each side's history when the generator ends, also when it is
+        closed early (a stopped answer is kept as far as it got).
+        """
+        for side in self.sides:
+            self.history[side].append({"role": "user", "content": user_text})
+        answers = {side: "" for side in self.sides}
+        try:
+            for side, piece in stream_sides(self.switchable, self.history, settings or self.settings):
+                answers[side] += piece
+                yield side, piece
+        finally:
+            for side in self.sides:
+                self.history[side].append({"role": "assistant", "content": answers[side]})
+
+    def send_pairs(self, user_text: str, settings: SamplingSettings | None = None) -> Iterator[dict[str, str]]:
+        """Like `send`, but yield the partial answers so far, {side: text}, after each piece
+        (handy for streaming into two chat panes)."""
+        answers = {side: "" for side in self.sides}
+        for side, piece in self.send(user_text, settings):
+            answers[side] += piece
+            yield dict(answers)
+
+
+def open_compare(run: RunFolder | str | Path, settings: SamplingSettings | None = None,
+                 sides: tuple[str, ...] = SIDES, system: str | None = None,
+                 precision: str = "auto") -> CompareChat:
+    """Load a run's base model once, attach its adapter, and start a side-by-side chat."""
+    return CompareChat(load_switchable(run, precision), settings, system, sides)
