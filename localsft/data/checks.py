@@ -30,7 +30,7 @@ def clean_characters(example: dict) -> str | None:
     """Drop control characters in place (returns a warning), or RowError on undecodable bytes."""
     for text in _texts(example):
         if _UNDECODABLE.search(text):
-            raise RowError("has bytes that are not valid text in this file's encoding "
+            raise RowError("bytes that are not valid text in this file's encoding "
                            "(save the file as UTF-8)", code="undecodable")
     found = sorted({f"U+{ord(c):04X}" for text in _texts(example) for c in _CONTROL.findall(text)})
     if not found:
@@ -40,7 +40,7 @@ def clean_characters(example: dict) -> str | None:
     else:
         for m in example["messages"]:
             m["content"] = _CONTROL.sub("", m["content"])
-    return f"had control characters ({', '.join(found)}), removed"
+    return f"control characters removed ({', '.join(found)})"
 
 
 def _digest(text: str) -> bytes:
@@ -77,17 +77,17 @@ class Seen:
         """RowError for a duplicate; a warning for the same input with another output; else None."""
         exact = _digest(json.dumps(example, ensure_ascii=False, sort_keys=True))
         if exact in self.exact:
-            raise RowError(f"is an exact duplicate of line {self.exact[exact]}", code="duplicate")
+            raise RowError(f"exact duplicate of line {self.exact[exact]}", code="duplicate")
         prompt, answer = prompt_and_answer(example)
         normal = _digest(_normal(prompt) + "\x1d" + _normal(answer))
         if normal in self.normal:
-            raise RowError(f"duplicates line {self.normal[normal]} apart from case and spacing",
+            raise RowError(f"duplicate of line {self.normal[normal]} apart from case and spacing",
                            code="near duplicate")
         self.exact[exact], self.normal[normal] = line, line
         key, out = _digest(_normal(prompt)), _digest(_normal(answer))
         first = self.inputs.setdefault(key, (line, out))
         if answer and first[1] != out:
-            return (f"has the same input as line {first[0]} but a different output "
+            return (f"same input as line {first[0]} but a different output "
                     "(conflicting answers teach the model to hedge)")
         return None
 
@@ -99,8 +99,12 @@ def check_length(tokens: TokenizedExample, max_seq_len: int) -> str | None:
     if not any(tokens.loss_mask[:max_seq_len]):
         raise RowError(f"the prompt alone is longer than the maximum of {max_seq_len} tokens, "
                        "so none of the answer would be trained", code="too long")
-    return (f"is {len(tokens)} tokens, longer than the maximum of {max_seq_len}: "
+    return (f"{len(tokens)} tokens, longer than the maximum of {max_seq_len}: "
             f"the last {len(tokens) - max_seq_len} will be cut off in training")
+
+
+def _examples(n: int) -> str:
+    return f"{n} example" if n == 1 else f"{n} examples"
 
 
 def set_problems(kept: int, valid_fraction: float) -> list[tuple[str, str]]:
@@ -114,7 +118,7 @@ def set_problems(kept: int, valid_fraction: float) -> list[tuple[str, str]]:
                                     "tends to memorise them instead of learning the style; 100-1,000 is typical."))
     held_out = round(kept * valid_fraction)
     if valid_fraction > 0 and held_out < MIN_HELD_OUT:
-        problems.append(("warning", f"Only {max(held_out, 1)} examples can be held out for validation "
+        problems.append(("warning", f"Only {_examples(max(held_out, 1))} can be held out for validation "
                                     f"({valid_fraction:.0%}): the validation loss will be noisy; "
                                     f"{MIN_HELD_OUT / valid_fraction:.0f}+ examples give a steadier one."))
     return problems

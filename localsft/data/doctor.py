@@ -49,7 +49,7 @@ def _read(report: DataReport, source, tokenizer, mapping, system_prompt, max_seq
         report.rows_read += 1
         where = _label(report, record.line)
         if record.problem:
-            report.add(record.line, "error", f"{where} {record.problem}.", code="unreadable")
+            report.add(record.line, "error", f"{where}: {record.problem}.", code="unreadable")
             continue
         if chosen is None:
             chosen, note = detect_mapping(source.columns or list(record.data), mapping)
@@ -63,11 +63,11 @@ def _read(report: DataReport, source, tokenizer, mapping, system_prompt, max_seq
             warnings.append((tokens and check_length(tokens, max_seq_len), "truncated"))
             warnings.append((seen.check(record.line, example), "conflicting output"))
         except RowError as err:
-            report.add(record.line, "error", f"{where} {err}.", err.column, err.code)
+            report.add(record.line, "error", f"{where}: {err}.", err.column, err.code)
             continue
         for message, code in warnings:
             if message:
-                report.add(record.line, "warning", f"{where} {message}.", code=code)
+                report.add(record.line, "warning", f"{where}: {message}.", code=code)
         report.examples.append(example)
         report.lines.append(record.line)
         if tokens:

@@ -106,13 +106,13 @@ def detect_mapping(columns: list[str], override: ColumnMapping | None = None) ->
 
 def _text(row: dict, column: str, what: str) -> str:
     if column not in row or row[column] is None:
-        raise RowError(f"has no {what} (column {column!r} is missing)", column, "missing column")
+        raise RowError(f"no {what}: column {column!r} is missing", column, "missing column")
     value = row[column]
     if isinstance(value, (dict, list)):
-        raise RowError(f"has a {type(value).__name__} in column {column!r} where text is expected", column, "not text")
+        raise RowError(f"a {type(value).__name__} in column {column!r} where text is expected", column, "not text")
     text = str(value).replace("\r\n", "\n").strip()
     if not text:
-        raise RowError(f"has an empty {what} (column {column!r})", column, "empty")
+        raise RowError(f"empty {what} (column {column!r})", column, "empty")
     return text
 
 
@@ -133,7 +133,7 @@ def _messages(value, column: str) -> list[dict]:
             raise RowError(f"message {n} ({role}) is empty", column, "empty")
         messages.append({"role": ROLES[str(role).lower()], "content": content})
     if not any(m["role"] == "assistant" for m in messages):
-        raise RowError("has no assistant message, so there is nothing to learn", column, "no answer")
+        raise RowError("no assistant message, so there is nothing to learn", column, "no answer")
     return messages
 
 

@@ -11,6 +11,7 @@ import codecs
 import csv
 import io
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,19 +52,22 @@ def sniff_encoding(head: bytes, path: Path) -> str:
         return "utf-16"
     if b"\0" in head:
         even, odd = head[0::2].count(0), head[1::2].count(0)
-        if odd > len(head) // 4 and even == 0:
+        if odd > len(head) // 4 and even < odd // 10:
             return "utf-16-le"
-        if even > len(head) // 4 and odd == 0:
+        if even > len(head) // 4 and odd < even // 10:
             return "utf-16-be"
-        raise UserError(f"{path} is a binary file, not a table or JSON text file.")
     try:
         codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        return "utf-8"
+        encoding = "utf-8"
     except UnicodeDecodeError:
         text = head.decode("utf-8", errors="replace")
         bad = text.count("\ufffd")
         good = sum(1 for ch in text if ord(ch) > 127) - bad
-        return "utf-8" if good > bad else "cp1252"  # mostly valid UTF-8: only a few broken bytes
+        encoding = "utf-8" if good >= bad > 0 else "cp1252"  # mostly valid UTF-8: only a few broken bytes
+    controls = sum(b < 32 and b not in b"\t\n\r" for b in head)
+    if controls > max(8, len(head) // 50):  # a stray control character is a row problem; many mean binary
+        raise UserError(f"{path} is a binary file, not a table or JSON text file.")
+    return encoding
 
 
 def open_text(path: Path, encoding: str):
@@ -135,7 +139,7 @@ def read_csv(path: Path, encoding: str, delimiter: str | None = None) -> Source:
                 if not any(cell.strip() for cell in row):
                     continue  # blank line
                 if len(row) > len(columns):
-                    yield Record(start, problem=f"has {len(row)} fields but the header has {len(columns)} "
+                    yield Record(start, problem=f"{len(row)} fields but the header has {len(columns)} "
                                                 f"(an unquoted {NAMES[delimiter]} in the text?)")
                     continue
                 yield Record(start, dict(zip(columns, row)))
@@ -146,7 +150,7 @@ def read_csv(path: Path, encoding: str, delimiter: str | None = None) -> Source:
 def _csv_problem(err: csv.Error, start: int, end: int) -> str:
     if "unexpected end of data" in str(err):
         return f"a quote opened here is never closed, so lines {start}-{end} could not be read"
-    return f"is not a valid table row ({err})"
+    return f"not a valid table row ({err})"
 
 
 def read_xlsx(path: Path, sheet: str | None) -> Source:
@@ -190,8 +194,8 @@ def read_jsonl(path: Path, encoding: str) -> Source:
                     value = json.loads(text)
                 except json.JSONDecodeError as err:
                     cut = not text.endswith("\n") and err.msg.startswith(("Expecting", "Unterminated"))
-                    yield Record(line, problem="ends in the middle of a JSON object (the file is truncated?)"
-                                 if cut else f"is not valid JSON ({err.msg}, column {err.colno})")
+                    yield Record(line, problem="the file ends in the middle of a JSON object (truncated?)"
+                                 if cut else f"not valid JSON ({err.msg}, column {err.colno})")
                     continue
                 yield _object(line, value)
 
@@ -201,7 +205,10 @@ def read_jsonl(path: Path, encoding: str) -> Source:
 def _object(line: int, value) -> Record:
     if isinstance(value, dict):
         return Record(line, value)
-    return Record(line, problem=f"should be a JSON object, found {type(value).__name__}")
+    return Record(line, problem=f"a {type(value).__name__} where a JSON object is expected")
+
+
+_NEXT_ITEM = re.compile(r"\}\s*,\s*(?=\{)")
 
 
 def read_json(path: Path, encoding: str) -> Source:
@@ -212,43 +219,57 @@ def read_json(path: Path, encoding: str) -> Source:
         return _json_document(path, encoding)
 
     def rows() -> Iterator[Record]:
-        decoder = json.JSONDecoder()
         with open_text(path, encoding) as fh:
-            buf, pos, line, eof = fh.read(SAMPLE_BYTES), 0, 1, False
-            pos = buf.index("[") + 1
-            line += buf.count("\n", 0, pos)
-            while True:
-                while True:  # skip whitespace and one comma, refilling the buffer as needed
-                    stripped = len(buf) - len(buf[pos:].lstrip(" \t\r\n,"))
-                    line += buf.count("\n", pos, stripped)
-                    pos = stripped
-                    if pos < len(buf) or eof:
-                        break
-                    buf, pos = fh.read(SAMPLE_BYTES), 0
-                    eof = not buf
-                if pos >= len(buf):
-                    yield Record(line, problem="the file ends before the JSON array is closed (truncated?)")
-                    return
-                if buf[pos] == "]":
-                    return
-                try:
-                    value, end = decoder.raw_decode(buf, pos)
-                except json.JSONDecodeError as err:
-                    more = "" if eof else fh.read(SAMPLE_BYTES)
-                    if more:
-                        buf, pos = buf[pos:] + more, 0
-                        continue
-                    eof = True
-                    cut = err.msg.startswith("Unterminated") or err.pos >= len(buf.rstrip()) - 1
-                    problem = ("the file ends in the middle of a JSON object (truncated?)" if cut
-                               else f"is not valid JSON ({err.msg}); the rest of the file is skipped")
-                    yield Record(line, problem=problem)
-                    return
-                yield _object(line, value)
-                line += buf.count("\n", pos, end)
-                buf, pos = buf[end:], 0
+            yield from _array_items(fh)
 
     return Source(path, "json", rows(), None, {"encoding": encoding})
+
+
+def _array_items(fh) -> Iterator[Record]:
+    """Items of a JSON array read chunk by chunk; a broken item is reported and skipped."""
+    decoder = json.JSONDecoder()
+    buf = fh.read(SAMPLE_BYTES)
+    pos = buf.index("[") + 1
+    line = 1 + buf.count("\n", 0, pos)
+    eof = False
+
+    def refill() -> bool:
+        nonlocal buf, pos, eof
+        more = "" if eof else fh.read(SAMPLE_BYTES)
+        eof = not more
+        if more:
+            buf, pos = buf[pos:] + more, 0
+        return bool(more)
+
+    while True:
+        stripped = len(buf) - len(buf[pos:].lstrip(" \t\r\n,"))
+        line += buf.count("\n", pos, stripped)
+        pos = stripped
+        if pos >= len(buf):
+            if refill():
+                continue
+            yield Record(line, problem="the file ends before the JSON array is closed (truncated?)")
+            return
+        if buf[pos] == "]":
+            return
+        try:
+            value, end = decoder.raw_decode(buf, pos)
+        except json.JSONDecodeError as err:
+            if (err.pos > len(buf) - 1024 or err.msg.startswith("Unterminated")) and refill():
+                continue  # the item goes on in the next chunk
+            if eof and (err.msg.startswith("Unterminated") or err.pos >= len(buf.rstrip()) - 1):
+                yield Record(line, problem="the file ends in the middle of a JSON object (truncated?)")
+                return
+            skip = _NEXT_ITEM.search(buf, err.pos)
+            yield Record(line, problem=f"not valid JSON ({err.msg})" + ("" if skip else "; the rest of the file is skipped"))
+            if not skip:
+                return
+            end = skip.end() - 1
+            value = None
+        if value is not None:
+            yield _object(line, value)
+        line += buf.count("\n", pos, end)
+        pos = end
 
 
 def _json_document(path: Path, encoding: str) -> Source:
@@ -282,7 +303,8 @@ def open_source(path: str | Path, sheet: str | None = None) -> Source:
         raise UserError(f"{path} is not a readable Excel .xlsx file (it is not a zip archive).")
     encoding = sniff_encoding(head, path)
     text = head.decode(encoding.replace("-sig", ""), errors="ignore").lstrip("\ufeff \t\r\n")
-    if suffix in (".jsonl", ".ndjson") or (text[:1] == "{" and _is_json(text.split("\n", 1)[0])):
+    first, _, rest = text.partition("\n")
+    if suffix in (".jsonl", ".ndjson") or (text[:1] == "{" and _is_json(first) and (rest.strip() or suffix != ".json")):
         return read_jsonl(path, encoding)
     if suffix == ".json" or text[:1] in "[{":
         return read_json(path, encoding)
