@@ -1,0 +1,126 @@
+"""The model card (README.md) every export folder gets.
+
+It says what the model is (base, method, hyperparameters), what it was trained on in
+numbers only (data statistics, never the data), how it scored (`localsft eval`, when
+run), whether the export passed its fuse check, the base model's license, and how to
+use the folder in each tool.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from localsft.export.check import CheckResult
+from localsft.export.merge import Tuned, base_license, base_reference
+from localsft.run_folder import RunFolder
+
+_LIBRARY = {"mlx": "mlx", "adapter": "mlx", "peft": "peft", "hf": "transformers", "gguf": "gguf"}
+_MAX_TEXT = 80  # longer config strings (prompts, paths) are left out of the card
+
+
+def _flatten(value, prefix: str = "", numbers_only: bool = False) -> list[tuple[str, object]]:
+    """(dotted key, leaf) pairs; numbers_only keeps ints/floats/bools (statistics, never text)."""
+    if isinstance(value, dict):
+        rows = []
+        for key, inner in value.items():
+            rows += _flatten(inner, f"{prefix}{key}.", numbers_only)
+        return rows
+    key = prefix.rstrip(".")
+    if isinstance(value, (bool, int, float)):
+        return [(key, value)]
+    if numbers_only:
+        return []
+    if isinstance(value, str) and len(value) <= _MAX_TEXT:
+        return [(key, value)]
+    if isinstance(value, list) and all(isinstance(v, (int, float, str)) for v in value) and len(str(value)) <= _MAX_TEXT:
+        return [(key, ", ".join(map(str, value)))]
+    return []
+
+
+def _is_repo_id(name: str) -> bool:
+    return name.count("/") == 1 and not name.startswith((".", "/", "~"))
+
+
+def _fmt(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def eval_table(results) -> str:
+    """Markdown table of `localsft eval` results: metrics x models when it has one dict per model."""
+    if not isinstance(results, dict):
+        return ""
+    models = {k: dict(_flatten(v, numbers_only=True)) for k, v in results.items() if isinstance(v, dict)}
+    models = {k: v for k, v in models.items() if v}
+    if len(models) >= 2:
+        metrics = sorted({m for v in models.values() for m in v})
+        rows = [(m, *(v.get(m, "") for v in models.values())) for m in metrics]
+        return _table(("metric", *models), rows)
+    rows = _flatten(results, numbers_only=True)
+    return _table(("metric", "value"), rows) if rows else ""
+
+
+def usage(fmt: str, out: Path, tuned: Tuned, gguf_name: str = "model.gguf") -> str:
+    """How to load this export in the tools people use."""
+    base = base_reference(tuned)
+    lines = {
+        "mlx": ["```bash", f"mlx_lm.generate --model {out} --prompt \"Hello\"", "```"],
+        "adapter": ["```bash", f"mlx_lm.generate --model {base} --adapter-path {out} --prompt \"Hello\"", "```"],
+        "hf": ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer",
+               f"model = AutoModelForCausalLM.from_pretrained(\"{out}\")",
+               f"tokenizer = AutoTokenizer.from_pretrained(\"{out}\")", "```"],
+        "peft": ["```python", "from peft import PeftModel", "from transformers import AutoModelForCausalLM",
+                 f"base = AutoModelForCausalLM.from_pretrained(\"{base}\")",
+                 f"model = PeftModel.from_pretrained(base, \"{out}\")", "```"],
+        "gguf": ["```bash", f"cd {out} && ollama create my-model -f Modelfile && ollama run my-model",
+                 f"lms import {out / gguf_name}   # LM Studio (or drag the file into its My Models tab)",
+                 f"llama-cli -m {out / gguf_name} -cnv", "```"],
+    }
+    return "\n".join(lines[fmt])
+
+
+def model_card(run: RunFolder, tuned: Tuned, fmt: str, out: Path, check: CheckResult,
+               gguf_name: str = "model.gguf") -> str:
+    """The README.md text for the export of `run` in format `fmt` at `out`."""
+    base = base_reference(tuned)
+    license_ = base_license(tuned)
+    front = {"base_model": base} if _is_repo_id(base) else {}
+    front.update({"library_name": _LIBRARY[fmt], "tags": ["localsft", tuned.fine_tune_type, fmt]})
+    if license_:
+        front["license"] = license_
+    lora = tuned.adapter_config.get("lora_parameters", {})
+    method = [("fine-tune type", tuned.fine_tune_type), ("layers adapted", tuned.adapter_config.get("num_layers"))]
+    method += [(f"lora {k}", v) for k, v in _flatten(lora)]
+    method += _flatten(run.config_dict())
+    named = f"[{base}](https://huggingface.co/{base})" if _is_repo_id(base) else f"`{base}`"
+    parts = [f"---\n{yaml.safe_dump(front, sort_keys=False)}---", f"# {run.name}",
+             f"A fine-tune of {named} made with localsft "
+             f"({tuned.fine_tune_type}). Format: `{fmt}`.",
+             "## Method and hyperparameters", _table(("setting", "value"), method)]
+    stats = _flatten(_read_json(run.data_dir / "report.json") or {}, numbers_only=True)
+    if stats:
+        parts += ["## Training data (statistics only)", _table(("statistic", "value"), stats)]
+    table = eval_table(_read_json(run.eval_json))
+    if table:
+        parts += ["## Evaluation", table]
+    parts += ["## Export check", check.summary() + ".",
+              "## License",
+              f"Derived from {base}; it carries the base model's license: **{license_}**." if license_ else
+              f"Derived from {base}; the base model's license is not recorded here: check its terms.",
+              "## How to use", usage(fmt, out, tuned, gguf_name)]
+    return "\n\n".join(parts) + "\n"

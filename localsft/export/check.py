@@ -1,0 +1,134 @@
+"""The fuse check every export runs: does the exported model still behave like the tuned one?
+
+We run held-out prompts (the run's test split, with their reference answers) through
+the base model, the adapter-on-base model and the exported model, and compare logits
+at every position. Two figures say whether the export is right:
+
+- max abs difference and greedy (top-1) agreement with the adapter-on-base model;
+- how much of the adapter's effect survived: the export's mean distance from the tuned
+  model, relative to the base model's. An export that drifted half-way back to the base
+  (what a careless 4-bit re-quantization does) fails, loudly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import localsft  # noqa: F401  (fast BLAS before mlx)
+import mlx.core as mx
+import mlx.nn as nn
+
+from localsft.generate import chat_prompt
+
+MAX_PROBES = 4
+MAX_PROBE_TOKENS = 96
+MAX_LOST_EFFECT = 0.5  # an export may drift from the tuned model by at most half the adapter's effect
+FALLBACK_PROMPTS = [
+    [{"role": "user", "content": "Write a short tagline for a reusable water bottle."}],
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "user", "content": "Summarize why people like autumn in one sentence."}],
+]
+
+
+@dataclass
+class Probe:
+    """One held-out prompt (and its reference answer, when known)."""
+
+    messages: list[dict]
+    answer: str
+
+    def ids(self, tokenizer) -> list[int]:
+        """The prompt rendered with the tokenizer's chat template, then the answer's tokens."""
+        answer_ids = list(tokenizer.encode(self.answer, add_special_tokens=False)) if self.answer else []
+        return (chat_prompt(tokenizer, self.messages) + answer_ids)[:MAX_PROBE_TOKENS]
+
+
+@dataclass
+class CheckResult:
+    """How an exported model compares with the adapter-on-base model on the probes."""
+
+    fmt: str
+    max_abs_diff: float
+    greedy_agreement: float  # fraction of positions with the same top-1 token
+    positions: int
+    adapter_effect: float  # mean |tuned - base| logit difference: what the adapter changed
+    residual: float  # mean |export - tuned| logit difference
+    tokens_match: bool = True
+
+    @property
+    def lost_effect(self) -> float:
+        """Share of the adapter's effect the export lost (0 = all kept; 1 = back to the base)."""
+        return self.residual / self.adapter_effect if self.adapter_effect > 0 else 0.0
+
+    @property
+    def passed(self) -> bool:
+        return self.tokens_match and self.lost_effect <= MAX_LOST_EFFECT
+
+    def summary(self) -> str:
+        verdict = "ok" if self.passed else "FAILED"
+        text = (f"fuse check {verdict}: max abs logit difference {self.max_abs_diff:.2e}, greedy agreement "
+                f"{self.greedy_agreement:.1%} over {self.positions} positions, adapter effect kept "
+                f"{1 - self.lost_effect:.1%}")
+        if not self.tokens_match:
+            text += "; the exported tokenizer splits the probes differently"
+        return text
+
+    def as_dict(self) -> dict:
+        return {"format": self.fmt, "passed": self.passed, "max_abs_diff": self.max_abs_diff,
+                "greedy_agreement": self.greedy_agreement, "positions": self.positions,
+                "adapter_effect": self.adapter_effect, "residual": self.residual,
+                "lost_effect": self.lost_effect, "tokens_match": self.tokens_match}
+
+
+def _read_chats(path: Path) -> list[list[dict]]:
+    chats = []
+    if path.exists():
+        for line in path.read_text().splitlines():
+            try:
+                messages = json.loads(line).get("messages")
+            except (json.JSONDecodeError, AttributeError):
+                continue
+            if messages and any(m.get("role") == "assistant" for m in messages):
+                chats.append(messages)
+    return chats
+
+
+def make_probes(data_dir: Path) -> list[Probe]:
+    """Held-out chats from the run (test split, else valid), or a few fixed prompts."""
+    chats = _read_chats(data_dir / "test.jsonl") or _read_chats(data_dir / "valid.jsonl")
+    probes = []
+    for messages in chats[:MAX_PROBES]:
+        last = max(i for i, m in enumerate(messages) if m.get("role") == "assistant")
+        probes.append(Probe(messages[:last], str(messages[last].get("content", ""))))
+    if not probes:
+        probes = [Probe(m, "") for m in FALLBACK_PROMPTS]
+    return probes
+
+
+def probe_logits(model: nn.Module, token_ids: list[list[int]]) -> list[mx.array]:
+    """Logits (positions x vocab, fp32) of each token sequence."""
+    out = []
+    for ids in token_ids:
+        logits = model(mx.array([ids]))[0].astype(mx.float32)
+        mx.eval(logits)
+        out.append(logits)
+    return out
+
+
+def compare(fmt: str, logits: list[mx.array], tuned: list[mx.array], base: list[mx.array],
+            tokens_match: bool = True) -> CheckResult:
+    """Compare an export's logits with the tuned (adapter-on-base) and base models' logits."""
+    max_diff, agree, positions, effect, residual = 0.0, 0, 0, 0.0, 0.0
+    for got, want, before in zip(logits, tuned, base):
+        n = min(got.shape[0], want.shape[0])
+        got, want, before = got[:n], want[:n], before[:n]
+        max_diff = max(max_diff, mx.abs(got - want).max().item())
+        agree += (got.argmax(-1) == want.argmax(-1)).sum().item()
+        positions += n
+        residual += mx.abs(got - want).mean().item() * n
+        effect += mx.abs(want - before).mean().item() * n
+    positions = max(positions, 1)
+    return CheckResult(fmt, max_diff, agree / positions, positions, effect / positions,
+                       residual / positions, tokens_match)

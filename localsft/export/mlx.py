@@ -1,0 +1,18 @@
+"""`mlx` export: the fused model as an MLX folder that `mlx_lm.load` reads (optionally re-quantized)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from localsft.export.layout import save_merged
+from localsft.export.merge import Tuned, load_base
+
+
+def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
+    save_merged(tuned, out, dict(tuned.base_config), bits)
+
+
+def reload(tuned: Tuned, out: Path):
+    """The export as mlx-lm loads it (dequantized to fp32 so the check runs on the fast path)."""
+    model, tokenizer, *_ = load_base(out)
+    return model, tokenizer
