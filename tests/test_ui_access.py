@@ -1,0 +1,63 @@
+"""`localsft ui` security settings: loopback by default, a login for anything wider, no gradio in the library."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from localsft.cli import build_parser, main
+from localsft.commands.ui import access_settings, is_loopback, parse_auth
+from localsft.errors import UserError
+
+
+def test_defaults_bind_loopback_without_share():
+    args = build_parser().parse_args(["ui"])
+    assert (args.host, args.port, args.auth, args.share) == ("127.0.0.1", 7860, None, False)
+    assert access_settings(args.host, args.auth, args.share) == ("127.0.0.1", None)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1", "[::1]"])
+def test_loopback_addresses(host):
+    assert is_loopback(host)
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.20", "::", "my-laptop.local"])
+def test_other_hosts_need_a_login(host, monkeypatch):
+    monkeypatch.delenv("LOCALSFT_AUTH", raising=False)
+    assert not is_loopback(host)
+    with pytest.raises(UserError, match="needs a login: add --auth USER:PASS"):
+        access_settings(host, None, False)
+    assert access_settings(host, "ann:s3cret", False) == (host, ("ann", "s3cret"))
+
+
+def test_login_from_environment(monkeypatch):
+    monkeypatch.setenv("LOCALSFT_AUTH", "bob:pw:with:colons")
+    assert access_settings("0.0.0.0", None, False) == ("0.0.0.0", ("bob", "pw:with:colons"))
+
+
+def test_share_link_needs_a_login(monkeypatch):
+    monkeypatch.delenv("LOCALSFT_AUTH", raising=False)
+    with pytest.raises(UserError, match="share link"):
+        access_settings("127.0.0.1", None, True)
+
+
+@pytest.mark.parametrize("value", ["nocolon", ":pw", "user:"])
+def test_malformed_login_is_a_plain_error(value):
+    with pytest.raises(UserError, match="USER:PASS"):
+        parse_auth(value)
+
+
+def test_cli_refuses_public_host_without_login(capsys, monkeypatch):
+    monkeypatch.delenv("LOCALSFT_AUTH", raising=False)
+    assert main(["ui", "--host", "0.0.0.0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Listening on 0.0.0.0") and "Traceback" not in err
+
+
+def test_library_and_cli_do_not_import_gradio():
+    code = ("import sys, localsft.cli, localsft.jobs, localsft.commands.ui; localsft.cli.build_parser(); "
+            "print('gradio' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -1,0 +1,63 @@
+"""Helpers every tab uses: errors as plain sentences, the tokenizer cache, run choices."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from functools import lru_cache
+
+import gradio as gr
+
+from localsft.errors import UserError
+
+
+def _plain(err: Exception) -> gr.Error:
+    if isinstance(err, UserError):
+        return gr.Error(str(err), print_exception=False)
+    return gr.Error(f"Something went wrong: {type(err).__name__}: {err}".rstrip(": "), print_exception=False)
+
+
+def plain_errors(fn):
+    """Show a handler's failures as one plain sentence in the page, never a traceback."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as err:
+                raise _plain(err) from None
+        return generator
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:
+            raise _plain(err) from None
+    return wrapper
+
+
+@lru_cache(maxsize=2)
+def tokenizer_for(model: str | None):
+    """The model's tokenizer (cached: the data tab re-checks often)."""
+    from localsft.models import load_tokenizer
+
+    return load_tokenizer(model)
+
+
+def run_choices() -> list[str]:
+    """Names of the runs in the store, newest first."""
+    from localsft.jobs import list_runs
+
+    return [r.name for r in list_runs()]
+
+
+def finished_run_choices() -> list[str]:
+    """Runs that have an adapter to compare or export."""
+    from localsft.jobs import list_runs
+
+    return [r.name for r in list_runs() if (r.path / "adapters").is_dir()]

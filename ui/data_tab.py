@@ -1,0 +1,208 @@
+"""Data: upload a file, type rows, or pick a recipe's example set; check it and preview one example.
+
+Every file the app trains on is kept inside the localsft home folder (uploads/).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pandas as pd
+
+from localsft import paths
+from localsft.errors import UserError
+from ui.common import plain_errors, tokenizer_for
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "recipes" / "data"
+DATA_TYPES = [".csv", ".tsv", ".txt", ".xlsx", ".jsonl", ".json"]
+NONE = "(none)"
+
+
+def example_choices() -> list[str]:
+    """The example datasets shipped with the recipes."""
+    if not EXAMPLES_DIR.is_dir():
+        return []
+    return sorted(p.name for p in EXAMPLES_DIR.iterdir() if p.suffix in DATA_TYPES)
+
+
+def keep_upload(uploaded: str) -> Path:
+    """Copy an uploaded file into the home folder's uploads/ (Gradio's temp copy is not kept)."""
+    source = Path(uploaded)
+    target = paths.uploads_dir() / source.name
+    if target.exists() and target.read_bytes() != source.read_bytes():
+        target = target.with_name(f"{target.stem}-{time.strftime('%Y%m%d-%H%M%S')}{target.suffix}")
+    shutil.copyfile(source, target)
+    return target
+
+
+def save_table(table: pd.DataFrame) -> Path:
+    """Rows typed into the page, saved as a CSV in uploads/."""
+    rows = [[str(v).strip() for v in row] for row in table.fillna("").values.tolist()]
+    rows = [row for row in rows if any(row)]
+    if not rows:
+        raise UserError("The table is empty: type at least one input and output.")
+    path = paths.uploads_dir() / f"typed-{time.strftime('%Y%m%d-%H%M%S')}.csv"
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows([list(table.columns)] + rows)
+    return path
+
+
+def _columns(path: Path) -> list[str]:
+    from localsft.data.readers import open_source
+
+    return list(open_source(path).columns or [])
+
+
+def _mapping(columns: list[str], input_col: str | None, output_col: str | None, system_col: str | None):
+    """The columns chosen by hand, or None when they are what localsft picks by itself."""
+    from localsft.data import ColumnMapping
+    from localsft.data.mapping import detect_mapping
+
+    chosen = [c if c in columns else None for c in (input_col, output_col, system_col)]
+    if not (chosen[0] or chosen[1]):
+        return None
+    mapping = ColumnMapping(input=chosen[0], output=chosen[1], system=chosen[2])
+    try:
+        detected, _ = detect_mapping(columns)
+    except UserError:
+        return mapping
+    return None if detected == mapping else mapping
+
+
+def summary_markdown(report) -> str:
+    s = report.stats
+    lines = [f"**{Path(report.path).name}**: {report.rows_read} rows read, **{report.rows_kept} kept**, "
+             f"{report.rows_read - report.rows_kept} dropped."]
+    tokens = s.get("tokens")
+    if tokens:
+        lines.append(f"Tokens per example: median {tokens['median']}, longest {tokens['max']}; "
+                     f"{tokens['trained_tokens_per_epoch']:,} answer tokens to learn per pass.")
+    whole = [p.message for p in report.problems if p.line is None]
+    lines += [f"- {m}" for m in whole]
+    lines.append("Ready to train." if report.trainable else "**This set cannot be trained on yet** (see above).")
+    return "\n\n".join(lines)
+
+
+def problems_rows(report) -> list[list]:
+    return [[p.line or "", p.severity, p.message] for p in report.problems if p.line is not None]
+
+
+def histogram_frame(report) -> pd.DataFrame:
+    tokens = report.stats.get("tokens") or {}
+    bins = tokens.get("histogram", [])
+    labels = [f"≤ {b['up_to']}" if b["up_to"] else "too long" for b in bins]
+    return pd.DataFrame({"tokens": labels, "examples": [b["count"] for b in bins]})
+
+
+def preview_pieces(report, index: int, model: str | None) -> list[tuple[str, str | None]]:
+    """One kept example as the model sees it; the tokens it learns from are highlighted."""
+    from localsft.data import preview
+
+    if not report or not report.examples:
+        return []
+    example = report.examples[max(0, min(int(index or 1), len(report.examples)) - 1)]
+    return [(piece, "learned" if trained else None) for piece, trained in preview(tokenizer_for(model), example)]
+
+
+def _trainable_file(report, path: Path, mapping) -> str | None:
+    """The file to train on: the checked file itself, or (columns changed by hand) its examples as JSONL."""
+    if not report.trainable:
+        return None
+    if mapping is None:
+        return str(path)
+    out = paths.uploads_dir() / f"{path.stem}.mapped.jsonl"
+    out.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in report.examples), encoding="utf-8")
+    return str(out)
+
+
+@plain_errors
+def check_file(path: str | None, input_col: str | None, output_col: str | None, system_col: str | None,
+               model: str | None, progress=gr.Progress()):
+    """Check the examples file; returns every output of the report area."""
+    from localsft.data import check
+
+    if not path:
+        raise UserError("Upload a file, type some rows, or pick an example set first.")
+    path = Path(path)
+    progress(0.1, desc="Reading and checking the examples…")
+    columns = _columns(path)
+    mapping = _mapping(columns, input_col, output_col, system_col)
+    report = check(path, tokenizer=tokenizer_for(model), mapping=mapping)
+    used = report.stats.get("mapping", {})
+    choices = [NONE] + columns
+
+    def pick(role):
+        return gr.update(choices=choices, value=used.get(role) or NONE, interactive=bool(columns))
+
+    return (report, _trainable_file(report, path, mapping), summary_markdown(report), problems_rows(report),
+            histogram_frame(report), pick("input"), pick("output"), pick("system"),
+            gr.update(maximum=max(1, len(report.examples)), value=1), preview_pieces(report, 1, model))
+
+
+@plain_errors
+def use_upload(uploaded: str | None) -> str:
+    if not uploaded:
+        raise UserError("No file was uploaded.")
+    return str(keep_upload(uploaded))
+
+
+@plain_errors
+def use_example(name: str | None) -> str:
+    if not name:
+        raise UserError("Choose an example set.")
+    return str(EXAMPLES_DIR / name)
+
+
+@plain_errors
+def use_table(table: pd.DataFrame) -> str:
+    return str(save_table(table))
+
+
+def build(data_file: gr.State) -> SimpleNamespace:
+    with gr.Tab("Data", id="data"):
+        gr.Markdown("Bring examples of what you want: an **input** (what you ask) and an **output** "
+                    "(the answer you want back). CSV, Excel, JSONL or JSON.")
+        source = gr.State(None)  # the file being checked
+        report = gr.State(None)
+        model = gr.State(None)  # the data check's tokenizer: the default model
+        with gr.Row():
+            upload = gr.File(label="Upload a file", file_types=DATA_TYPES, type="filepath", elem_id="data-upload")
+            with gr.Column():
+                example = gr.Dropdown(label="…or an example set", choices=example_choices(), value=None)
+                example_btn = gr.Button("Use this example set")
+        with gr.Accordion("…or type rows", open=False):
+            table = gr.Dataframe(headers=["input", "output"], value=[["", ""]], interactive=True,
+                                 row_count=3, wrap=True)
+            table_btn = gr.Button("Use these rows")
+        with gr.Row():
+            input_col = gr.Dropdown(label="Input column", choices=[NONE], interactive=False)
+            output_col = gr.Dropdown(label="Output column", choices=[NONE], interactive=False)
+            system_col = gr.Dropdown(label="System column", choices=[NONE], interactive=False)
+            recheck = gr.Button("Check again")
+        summary = gr.Markdown(elem_id="data-summary")
+        with gr.Row():
+            problems = gr.Dataframe(headers=["line", "severity", "problem"], interactive=False, wrap=True,
+                                    label="Problems by row", elem_id="data-problems")
+            histogram = gr.BarPlot(pd.DataFrame({"tokens": [], "examples": []}),
+                                   x="tokens", y="examples", title="Example lengths (tokens)",
+                                   sort=None, height=260)
+        index = gr.Number(label="Example number", value=1, precision=0, minimum=1)
+        preview = gr.HighlightedText(label="What the model sees (highlighted: what it learns to write)",
+                                     color_map={"learned": "green"}, show_legend=True, elem_id="data-preview")
+        to_train = gr.Button("Train on these examples →", variant="primary")
+
+    outputs = [report, data_file, summary, problems, histogram, input_col, output_col, system_col, index, preview]
+    mapping = [input_col, output_col, system_col, model]
+    detect = [source, gr.State(NONE), gr.State(NONE), gr.State(NONE), model]  # a new file: columns by name
+    upload.upload(use_upload, upload, source).success(check_file, detect, outputs)
+    example_btn.click(use_example, example, source).success(check_file, detect, outputs)
+    table_btn.click(use_table, table, source).success(check_file, detect, outputs)
+    recheck.click(check_file, [source, *mapping], outputs)
+    index.submit(preview_pieces, [report, index, model], preview)
+    return SimpleNamespace(to_train=to_train, source=source)

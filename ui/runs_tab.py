@@ -1,0 +1,64 @@
+"""Runs: every run with its status and best validation loss; open one in Compare or Export; delete."""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+
+import gradio as gr
+
+from localsft import jobs
+from ui.common import plain_errors
+
+HEADERS = ["run", "model", "status", "steps", "best val loss", "last change"]
+
+
+def runs_table() -> list[list]:
+    """One row per run, newest first."""
+    return [[r.name, r.model, r.status.replace("_", " "), r.steps,
+             "" if r.best_val_loss is None else round(r.best_val_loss, 4),
+             time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))] for r in jobs.list_runs()]
+
+
+def refresh(selected: str | None):
+    names = [row[0] for row in runs_table()]
+    chosen = selected if selected in names else (names[0] if names else None)
+    return runs_table(), gr.update(choices=names, value=chosen)
+
+
+@plain_errors
+def ask_delete(name: str | None):
+    if not name:
+        raise gr.Error("Choose a run first.", print_exception=False)
+    jobs.find_run(name)
+    return gr.update(visible=True), f"Delete run **{name}** and everything in it (adapters, exports)? This cannot be undone."
+
+
+@plain_errors
+def confirm_delete(name: str):
+    path = jobs.delete_run(name)
+    table, choices = refresh(None)
+    return table, choices, gr.update(visible=False), f"Deleted {path}."
+
+
+def build() -> SimpleNamespace:
+    with gr.Tab("Runs", id="runs"):
+        gr.Markdown("Every training run on this machine. Open one to compare it with its base model or to export it.")
+        table = gr.Dataframe(headers=HEADERS, value=runs_table, interactive=False, elem_id="runs-table")
+        with gr.Row():
+            run = gr.Dropdown(label="Run", choices=[], allow_custom_value=False, scale=3, elem_id="runs-choice")
+            refresh_btn = gr.Button("Refresh", scale=1)
+        with gr.Row():
+            open_compare = gr.Button("Open in Compare", variant="primary")
+            open_export = gr.Button("Open in Export")
+            delete = gr.Button("Delete…", variant="stop")
+        with gr.Row(visible=False) as confirm_row:
+            confirm = gr.Button("Yes, delete it", variant="stop")
+            cancel = gr.Button("Cancel")
+        message = gr.Markdown()
+
+    refresh_btn.click(refresh, run, [table, run])
+    delete.click(ask_delete, run, [confirm_row, message])
+    confirm.click(confirm_delete, run, [table, run, confirm_row, message])
+    cancel.click(lambda: (gr.update(visible=False), ""), None, [confirm_row, message])
+    return SimpleNamespace(table=table, run=run, refresh=refresh, open_compare=open_compare, open_export=open_export)

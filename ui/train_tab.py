@@ -1,0 +1,229 @@
+"""Train: pick a model and a recipe, see the plan, start / stop / resume, follow the loss live.
+
+Training runs in a child process (`localsft.jobs`); this tab only reads its event log,
+every two seconds, so a reload or a second tab shows the same running job.
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+import pandas as pd
+
+from localsft import jobs, paths
+from localsft.errors import UserError
+from ui.common import plain_errors
+
+POLL_SECONDS = 2.0
+STATUS_WORDS = {"waiting": "Starting (loading the model and the data)…", "running": "Training…",
+                "finished": "Finished.", "early_stopped": "Finished early: the validation loss stopped improving.",
+                "stopped": "Stopped. You can resume it later.", "failed": "Failed.",
+                "interrupted": "Interrupted."}
+
+
+# ---- choices ----------------------------------------------------------------------------------
+def model_choices() -> list[str]:
+    """Models in the store, the default model first (installed on first use)."""
+    from localsft.models import list_models
+
+    names = [m.name for m in list_models()]
+    return [paths.DEFAULT_MODEL] + [n for n in names if n != paths.DEFAULT_MODEL]
+
+
+def _recipes() -> list:
+    try:
+        from localsft import recipes
+    except ImportError:  # the recipes module is optional: without it the trainer's defaults apply
+        return []
+    return list(recipes.list_recipes())
+
+
+def recipe_choices() -> list[tuple[str, str]]:
+    """(label, name) of every recipe, with how long it takes here."""
+    out = []
+    for r in _recipes():
+        hint = getattr(r, "time_hint", "")
+        out.append((f"{r.name} ({hint})" if hint else r.name, r.name))
+    return out
+
+
+def recipe_info(name: str | None) -> str:
+    for r in _recipes():
+        if r.name == name:
+            hint = getattr(r, "time_hint", "")
+            return f"**{r.name}**: {r.description}" + (f"  \n_Time here: {hint}_" if hint else "")
+    return "The trainer's default settings." if not name else ""
+
+
+def overrides(epochs, iters, learning_rate, lora_rank, max_seq_len, extra: str) -> list[str]:
+    """The advanced settings as `key=value` items for `--set` (blank fields keep the recipe's)."""
+    items = [f"{key}={value:g}" for key, value in (("epochs", epochs), ("iters", iters),
+                                                  ("learning_rate", learning_rate), ("lora_rank", lora_rank),
+                                                  ("max_seq_len", max_seq_len)) if value not in (None, "")]
+    for line in (extra or "").splitlines():
+        if line.strip():
+            if "=" not in line:
+                raise UserError(f"Each extra setting must look like key=value; {line.strip()!r} does not.")
+            items.append(line.strip())
+    return items
+
+
+# ---- handlers ---------------------------------------------------------------------------------
+@plain_errors
+def add_model(source: str, gguf_file: str | None, progress=gr.Progress()):
+    """Add a model by Hub repo id, folder, or an uploaded .gguf file (copied into the home folder)."""
+    from localsft.models import add_model as store_add
+
+    if gguf_file:
+        kept = paths.uploads_dir() / Path(gguf_file).name
+        shutil.copyfile(gguf_file, kept)
+        source = str(kept)
+    source = (source or "").strip()
+    if not source:
+        raise UserError("Type a Hugging Face repo id (user/model) or a folder, or upload a .gguf file.")
+    progress(0.1, desc=f"Adding {source} (downloading or converting can take a few minutes)…")
+    info = store_add(source)
+    return gr.update(choices=model_choices(), value=info.name), f"Added **{info.name}** ({info.architecture})."
+
+
+def data_label(data_file: str | None) -> str:
+    if not data_file:
+        return "**Examples:** none yet. Upload or pick them in the **Data** tab."
+    return f"**Examples:** `{Path(data_file).name}`"
+
+
+@plain_errors
+def show_plan(data_file, model, recipe, *advanced, progress=gr.Progress()):
+    if not data_file:
+        raise UserError("Choose the examples to train on first (Data tab).")
+    progress(0.2, desc="Loading the model and measuring this machine's speed…")
+    return "```\n" + jobs.dry_run(data_file, recipe=recipe, model=model, overrides=overrides(*advanced)) + "\n```"
+
+
+@plain_errors
+def start(data_file, model, recipe, *advanced):
+    job = jobs.start_training(data_file, recipe=recipe or None, model=model, overrides=overrides(*advanced))
+    return str(job.run_dir), f"Started run **{job.name}**."
+
+
+@plain_errors
+def stop():
+    job = jobs.stop_training()
+    if job is None:
+        raise UserError("No training is running.")
+    return f"Stopping run **{job.name}** after the current step…"
+
+
+@plain_errors
+def resume(run_dir: str | None):
+    if not run_dir:
+        raise UserError("There is no run to resume yet: start one, or open one from the Runs tab.")
+    job = jobs.start_training(run_dir=run_dir, resume=True)
+    return str(job.run_dir), f"Resuming run **{job.name}**."
+
+
+# ---- rendering the event log ------------------------------------------------------------------
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def progress_html(p: jobs.Progress) -> str:
+    words = STATUS_WORDS.get(p.status, p.status)
+    detail = f"Step {p.step} of {p.steps or '?'}"
+    if p.status == "running":
+        detail += f" · about {_duration(p.eta_s)} left"
+        if p.tokens_per_s:
+            detail += f" · {p.tokens_per_s:.0f} tokens/s"
+    if p.best_val_loss is not None:
+        detail += f" · best validation loss {p.best_val_loss:.4f}"
+    message = f"<div>{html.escape(p.message)}</div>" if p.message else ""
+    return (f'<div id="train-progress" data-status="{p.status}"><b>{html.escape(p.run_dir.name)}</b>: '
+            f'{words}<br><progress value="{p.step}" max="{max(p.steps, 1)}" style="width:100%"></progress>'
+            f"<div>{detail}</div>{message}</div>")
+
+
+def loss_frame(p: jobs.Progress) -> pd.DataFrame:
+    rows = [(s, v, "training") for s, v in p.losses] + [(s, v, "validation") for s, v in p.val_losses]
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def samples_markdown(p: jobs.Progress) -> str:
+    if not p.samples:
+        return ""
+    parts = [f"**Sample answers (step {p.step})**"]
+    for s in p.samples:
+        parts.append(f"> {s.get('prompt', '')}\n\n{s.get('answer', '')}")
+    return "\n\n".join(parts)
+
+
+def poll(run_dir: str | None):
+    """The followed run's progress; a running job (from any tab) takes over, which is the re-attach."""
+    job = jobs.current_job()
+    if job is not None:
+        run_dir = str(job.run_dir)
+    if not run_dir or not Path(run_dir).is_dir():
+        return None, "", loss_frame(jobs.Progress(Path("."))), ""
+    p = jobs.read_progress(run_dir, running=job is not None)
+    return run_dir, progress_html(p), loss_frame(p), samples_markdown(p)
+
+
+def build(data_file: gr.State) -> SimpleNamespace:
+    with gr.Tab("Train", id="train"):
+        data_note = gr.Markdown(data_label(None))
+        with gr.Row():
+            with gr.Column():
+                model = gr.Dropdown(label="Model", choices=model_choices(), value=paths.DEFAULT_MODEL,
+                                    elem_id="train-model")
+                with gr.Accordion("Add a model", open=False):
+                    source = gr.Textbox(label="Hugging Face repo id or folder",
+                                        placeholder="HuggingFaceTB/SmolLM2-360M-Instruct")
+                    gguf = gr.File(label="…or a .gguf file", file_types=[".gguf"], type="filepath")
+                    add_btn = gr.Button("Add model")
+                    add_note = gr.Markdown()
+            with gr.Column():
+                choices = recipe_choices()
+                recipe = gr.Dropdown(label="Recipe", choices=choices, value=choices[0][1] if choices else None,
+                                     elem_id="train-recipe")
+                recipe_note = gr.Markdown(recipe_info(choices[0][1] if choices else None))
+        with gr.Accordion("Advanced settings", open=False):
+            with gr.Row():
+                advanced = [gr.Number(label="Epochs", value=None), gr.Number(label="Steps (overrides epochs)",
+                                                                              value=None, precision=0,
+                                                                              elem_id="train-iters"),
+                            gr.Number(label="Learning rate", value=None), gr.Number(label="LoRA rank", value=None,
+                                                                                    precision=0),
+                            gr.Number(label="Max tokens per example", value=None, precision=0)]
+            advanced.append(gr.Textbox(label="More settings, one key=value per line", lines=3,
+                                       elem_id="train-extra"))
+        with gr.Row():
+            plan_btn = gr.Button("Show the plan")
+            start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
+            stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
+            resume_btn = gr.Button("Resume")
+        message = gr.Markdown(elem_id="train-message")
+        plan = gr.Markdown()
+        status = gr.HTML(elem_id="train-status")
+        chart = gr.LinePlot(loss_frame(jobs.Progress(Path("."))), x="step", y="loss", color="series",
+                            title="Loss", elem_id="loss-chart", height=300)
+        samples = gr.Markdown(elem_id="train-samples")
+        run_dir = gr.State(None)
+        timer = gr.Timer(POLL_SECONDS)
+
+    inputs = [data_file, model, recipe, *advanced]
+    data_file.change(data_label, data_file, data_note)
+    recipe.change(recipe_info, recipe, recipe_note)
+    add_btn.click(add_model, [source, gguf], [model, add_note])
+    plan_btn.click(show_plan, inputs, plan)
+    start_btn.click(start, inputs, [run_dir, message])
+    stop_btn.click(stop, None, message)
+    resume_btn.click(resume, run_dir, [run_dir, message])
+    outputs = [run_dir, status, chart, samples]
+    timer.tick(poll, run_dir, outputs, show_progress="hidden")
+    return SimpleNamespace(model=model, run_dir=run_dir, outputs=outputs, poll=poll)
