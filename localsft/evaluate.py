@@ -1,0 +1,213 @@
+"""Held-out evaluation of a run: is the tuned model better, and did it forget anything?
+
+`evaluate_run(run)` answers every held-out example with the base and the tuned model
+(greedy, so the report is deterministic), scores both, checks general knowledge on the
+shipped probe set, and writes RUN/eval.json and RUN/eval.md.
+
+    Metrics per side: validation loss and perplexity (assistant tokens only, as trained),
+    exact match, chrF, format adherence (when the recipe defines `format_check`),
+    probe accuracy; `retention` = tuned probe accuracy / base probe accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import localsft  # noqa: F401  (fast BLAS before mlx)
+import mlx.core as mx
+import mlx.nn as nn
+
+from localsft import metrics
+from localsft.adapter_switch import SwitchableModel, load_switchable
+from localsft.compare import SIDES, answer_many
+from localsft.errors import UserError
+from localsft.generate import SamplingSettings
+from localsft.run_folder import RunFolder, atomic_write_text
+
+PROBE_MAX_TOKENS = 48
+LOSS_TOKENS_PER_BATCH = 2048  # bounds the (tokens x vocabulary) logits held at once
+
+
+@dataclass
+class EvalProgress:
+    """Event: `done` of `total` items finished in `stage` ("loss", "answers", "probes")."""
+
+    stage: str
+    side: str
+    done: int
+    total: int
+
+
+@dataclass
+class SideScores:
+    """Metrics of one side (base or tuned)."""
+
+    loss: float | None = None
+    perplexity: float | None = None
+    exact_match: float | None = None
+    chrf: float | None = None
+    format_adherence: float | None = None
+    probe_accuracy: float | None = None
+
+
+@dataclass
+class EvalReport:
+    """What eval.json holds."""
+
+    run: str
+    data: str
+    examples: int
+    base: SideScores
+    tuned: SideScores
+    retention: float | None
+    format_check: dict | None
+    items: list[dict] = field(default_factory=list)
+    probes: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def read_examples(path: Path) -> list[dict]:
+    """Chat examples ({"messages": [...]}) or text examples ({"text": ...}) from a JSONL file."""
+    if not Path(path).exists():
+        raise UserError(f"No evaluation data at {path}.")
+    examples = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            example = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise UserError(f"{path}, line {number}: not valid JSON ({err.msg}).") from None
+        if not isinstance(example, dict) or not ({"messages", "text"} & example.keys()):
+            raise UserError(f"{path}, line {number}: expected {{\"messages\": [...]}} or {{\"text\": ...}}.")
+        examples.append(example)
+    if not examples:
+        raise UserError(f"{path} holds no examples.")
+    return examples
+
+
+def split_prompt(example: dict) -> tuple[list[dict], str] | None:
+    """(conversation before the last assistant turn, that turn's text), or None for text examples."""
+    messages = example.get("messages") or []
+    for i in range(len(messages) - 1, 0, -1):
+        if messages[i]["role"] == "assistant":
+            return messages[:i], messages[i]["content"]
+    return None
+
+
+def load_probes() -> list[dict]:
+    """The shipped general-knowledge probe set: {"category", "question", "answers"} per line."""
+    text = resources.files("localsft").joinpath("probes/general.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def _token_batches(lengths: list[int], budget: int) -> list[list[int]]:
+    """Group indices (sorted by length) so that rows x longest row stays within `budget` tokens."""
+    batches: list[list[int]] = []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        if batches and (len(batches[-1]) + 1) * lengths[i] <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def held_out_loss(switchable: SwitchableModel, examples: list[dict], tuned: bool,
+                  max_length: int = 2048) -> float | None:
+    """Mean negative log-likelihood per loss-bearing token (assistant turns), base or tuned."""
+    from localsft.data.template import tokenize_example
+
+    tokenized = [tokenize_example(switchable.tokenizer, ex) for ex in examples]
+    ids = [t.ids[:max_length] for t in tokenized]
+    masks = [t.loss_mask[:max_length] for t in tokenized]
+    switchable.switch.set_rows([tuned])
+    total, count = 0.0, 0
+    for batch in _token_batches([len(row) for row in ids], LOSS_TOKENS_PER_BATCH):
+        width = max(len(ids[i]) for i in batch)
+        if width < 2:
+            continue
+        tokens = mx.array([ids[i] + [0] * (width - len(ids[i])) for i in batch])
+        mask = mx.array([masks[i] + [False] * (width - len(masks[i])) for i in batch])[:, 1:]
+        logits = switchable.model(tokens[:, :-1]).astype(mx.float32)
+        nll = nn.losses.cross_entropy(logits, tokens[:, 1:]) * mask
+        total += nll.sum().item()
+        count += int(mask.sum().item())
+    return total / count if count else None
+
+
+def _rate(flags: list[bool]) -> float | None:
+    return sum(flags) / len(flags) if flags else None
+
+
+def evaluate_run(run: RunFolder | str | Path, data: str | Path | None = None,
+                 settings: SamplingSettings | None = None, probes: bool = True,
+                 on_event: Callable[[EvalProgress], None] | None = None,
+                 switchable: SwitchableModel | None = None) -> EvalReport:
+    """Evaluate a run's base and tuned models on held-out data; write eval.json and eval.md.
+
+    data: a JSONL file instead of the run's data/test.jsonl. settings: decoding settings
+    (default greedy, 256 new tokens). switchable: an already loaded model to reuse.
+    """
+    from localsft.eval_report import render_markdown
+
+    run = run if isinstance(run, RunFolder) else RunFolder.open(run)
+    data_path = Path(data) if data else run.data_dir / "test.jsonl"
+    examples = read_examples(data_path)
+    settings = settings or SamplingSettings(max_tokens=256, temperature=0.0)
+    switchable = switchable or load_switchable(run)
+    emit = on_event or (lambda event: None)
+    check_spec = run.config_dict().get("format_check")
+    check = metrics.format_checker(check_spec)
+
+    pairs = [(ex, split) for ex in examples if (split := split_prompt(ex))]
+    prompts = [messages for _, (messages, _) in pairs]
+    references = [reference for _, (_, reference) in pairs]
+    scores, answers = {}, {}
+    for side in SIDES:
+        emit(EvalProgress("loss", side, 0, len(examples)))
+        loss = held_out_loss(switchable, examples, tuned=side == "tuned")
+        emit(EvalProgress("answers", side, 0, len(prompts)))
+        answers[side] = answer_many(switchable, prompts, side, settings)
+        emit(EvalProgress("answers", side, len(prompts), len(prompts)))
+        scores[side] = SideScores(
+            loss=loss, perplexity=metrics.perplexity(loss),
+            exact_match=_rate([metrics.exact_match(a, r) for a, r in zip(answers[side], references)]),
+            chrf=metrics.chrf(answers[side], references) if prompts else None,
+            format_adherence=_rate([check(a) for a in answers[side]]) if check else None)
+
+    items = [{"prompt": prompt, "reference": reference,
+              **{side: answers[side][i] for side in SIDES},
+              **{f"{side}_chrf": metrics.sentence_chrf(answers[side][i], reference) for side in SIDES}}
+             for i, (prompt, reference) in enumerate(zip(prompts, references))]
+    probe_rows = run_probes(switchable, scores, emit) if probes else []
+    base_acc, tuned_acc = scores["base"].probe_accuracy, scores["tuned"].probe_accuracy
+    retention = tuned_acc / base_acc if base_acc else None
+    report = EvalReport(run.name, str(data_path), len(examples), scores["base"], scores["tuned"],
+                        retention, check_spec, items, probe_rows)
+    atomic_write_text(run.eval_json, json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(run.eval_md, render_markdown(report))
+    return report
+
+
+def run_probes(switchable: SwitchableModel, scores: dict[str, SideScores],
+               emit: Callable[[EvalProgress], None]) -> list[dict]:
+    """Ask both sides the probe questions (greedy); fill in probe_accuracy; return per-probe rows."""
+    probes = load_probes()
+    conversations = [[{"role": "user", "content": probe["question"]}] for probe in probes]
+    settings = SamplingSettings(max_tokens=PROBE_MAX_TOKENS, temperature=0.0)
+    rows = [dict(probe) for probe in probes]
+    for side in SIDES:
+        emit(EvalProgress("probes", side, 0, len(probes)))
+        answers = answer_many(switchable, conversations, side, settings)
+        for row, answer in zip(rows, answers):
+            row[side] = answer
+            row[f"{side}_correct"] = metrics.probe_correct(answer, row["answers"])
+        scores[side].probe_accuracy = _rate([row[f"{side}_correct"] for row in rows])
+        emit(EvalProgress("probes", side, len(probes), len(probes)))
+    return rows
