@@ -1,0 +1,145 @@
+"""The studio's handlers, called as Gradio calls them: data check, runs, compare, A/B, export, plain errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+import pytest
+
+from fake_run import make_run
+from localsft import paths
+from ui import compare_tab, data_tab, export_tab, runs_tab, train_tab
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "recipes" / "data"
+
+
+def test_upload_is_kept_inside_the_home_folder(tmp_path):
+    outside = tmp_path / "my examples.csv"
+    outside.write_text("prompt,response\nhi,hello\n")
+    kept = Path(data_tab.use_upload(str(outside)))
+    assert kept.parent == paths.uploads_dir() and kept.read_text() == outside.read_text()
+    outside.write_text("prompt,response\nhi,changed\n")  # same name, other content: the first is kept too
+    second = Path(data_tab.use_upload(str(outside)))
+    assert second != kept and kept.read_text().endswith("hello\n")
+
+
+def test_check_shows_report_problems_histogram_and_preview(tiny_model_dir):
+    rows = "prompt,response\n" + "".join(f"Tagline {i}?,Light fast yours {i}.\n" for i in range(30)) + "empty,\n"
+    path = paths.uploads_dir() / "taglines.csv"
+    path.write_text(rows)
+    out = data_tab.check_file(str(path), None, None, None, str(tiny_model_dir))
+    report, data_file, summary, problems, histogram, input_col, output_col, _, _, preview = out
+    assert report.rows_kept == 30 and data_file == str(path)
+    assert "31 rows read, **30 kept**, 1 dropped" in summary
+    assert problems == [[32, "error", problems[0][2]]] and "empty output" in problems[0][2]
+    assert isinstance(histogram, pd.DataFrame) and histogram["examples"].sum() == 30
+    assert (input_col["value"], output_col["value"]) == ("prompt", "response")
+    learned = "".join(text for text, label in preview if label == "learned")
+    assert "Light fast yours 0." in learned and "Tagline 0?" not in learned
+
+
+def test_columns_chosen_by_hand_are_what_training_gets(tiny_model_dir):
+    path = paths.uploads_dir() / "swap.csv"
+    path.write_text("a,b\n" + "".join(f"question {i},answer {i}\n" for i in range(20)))
+    out = data_tab.check_file(str(path), "b", "a", data_tab.NONE, str(tiny_model_dir))
+    trained_on = Path(out[1])
+    assert trained_on.parent == paths.uploads_dir() and trained_on.suffix == ".jsonl"
+    first = json.loads(trained_on.read_text().splitlines()[0])
+    assert first["messages"][0] == {"role": "user", "content": "answer 0"}
+
+
+def test_typed_rows_become_a_csv(tiny_model_dir):
+    table = pd.DataFrame([["Say hi", "Hello!"], ["", ""]], columns=["input", "output"])
+    path = Path(data_tab.use_table(table))
+    assert path.parent == paths.uploads_dir() and path.read_text().splitlines() == ["input,output", "Say hi,Hello!"]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: data_tab.check_file(None, None, None, None, None), "Upload a file"),
+    (lambda: data_tab.check_file("/nowhere/x.csv", None, None, None, None), "/nowhere/x.csv"),
+    (lambda: data_tab.use_table(pd.DataFrame([["", ""]], columns=["input", "output"])), "table is empty"),
+    (lambda: train_tab.start(None, None, None, None, None, None, None, None, ""), "Data tab"),
+    (lambda: train_tab.stop(), "No training is running"),
+    (lambda: train_tab.resume(None), "no run to resume"),
+    (lambda: train_tab.start("x.csv", None, None, None, None, None, None, None, "epochs 3"), "key=value"),
+    (lambda: runs_tab.ask_delete("no-such-run"), "no run named"),
+    (lambda: export_tab.export(None, ["peft"], "none"), "Choose a trained run"),
+    (lambda: export_tab.push("r", "peft", "repo", "", True), "no run named"),
+])
+def test_errors_are_plain_sentences(call, message):
+    with pytest.raises(gr.Error) as err:
+        result = call()
+        if hasattr(result, "__next__"):
+            list(result)
+    assert message in err.value.message and "Traceback" not in err.value.message
+
+
+def test_advanced_settings_become_set_items():
+    assert train_tab.overrides(2, 20, 1e-4, 4, None, "lora_layers=4\n\n") == [
+        "epochs=2", "iters=20", "learning_rate=0.0001", "lora_rank=4", "lora_layers=4"]
+
+
+def test_poll_renders_progress_chart_and_samples():
+    folder = paths.runs_dir() / "r"
+    folder.mkdir()
+    events = [{"type": "started", "steps": 4, "est_seconds": 8},
+              {"type": "step", "step": 1, "steps": 4, "loss": 3.0, "eta_s": 75, "tokens_per_s": 50},
+              {"type": "eval", "step": 1, "val_loss": 2.9, "best_val_loss": 2.9, "improved": True},
+              {"type": "sample", "step": 1, "samples": [{"prompt": "Tagline?", "answer": "Go far."}]}]
+    (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    run_dir, html, chart, samples = train_tab.poll(str(folder))
+    assert run_dir == str(folder) and 'data-status="interrupted"' in html and "Step 1 of 4" in html
+    assert chart.values.tolist() == [[1, 3.0, "training"], [1, 2.9, "validation"]]
+    assert "Go far." in samples
+    assert train_tab.poll(None)[0] is None
+
+
+@pytest.fixture
+def run_name(tiny_model_dir):
+    make_run(paths.runs_dir() / "tuned-run", tiny_model_dir)
+    return "tuned-run"
+
+
+def test_runs_tab_lists_opens_and_deletes(run_name):
+    table, choice = runs_tab.refresh(None)
+    assert table[0][:3] == [run_name, "tiny-llama", "interrupted"] and choice["value"] == run_name
+    update, tabs = compare_tab.open(run_name)
+    assert update["value"] == run_name and tabs.selected == "compare"
+    assert export_tab.open(run_name)[1].selected == "export"
+    confirm_row, question = runs_tab.ask_delete(run_name)
+    assert confirm_row["visible"] and "cannot be undone" in question
+    table, choice, _, message = runs_tab.confirm_delete(run_name)
+    assert table == [] and choice["value"] is None and "Deleted" in message
+
+
+def test_side_by_side_chat_streams_two_answers(run_name):
+    steps = list(compare_tab.send("Write a tagline.", run_name, None, 16, 0))
+    assert len(steps) > 2  # streamed
+    base, tuned, session, box = steps[-1]
+    assert box == "" and base[0] == {"role": "user", "content": "Write a tagline."}
+    assert base[1]["role"] == tuned[1]["role"] == "assistant" and base[1]["content"] != tuned[1]["content"]
+    base2, _, same, _ = list(compare_tab.send("And another.", run_name, session, 8, 0))[-1]
+    assert same is session and len(base2) == 4  # the loaded model is kept; the history grows
+    assert compare_tab.clear(session)[:2] == ([], [])
+
+
+def test_blind_vote_updates_the_win_rate(run_name):
+    question, a, b, session, *buttons = compare_tab.new_pair(run_name, None, 8, 0)
+    assert question and all(u["interactive"] for u in buttons)
+    tally, session, *buttons = compare_tab.vote("tie", run_name, session)
+    assert "1 votes" in tally and not any(u["interactive"] for u in buttons)
+    votes = (paths.runs_dir() / run_name / "votes.jsonl").read_text().splitlines()
+    assert len(votes) == 1 and json.loads(votes[0])["winner"] == "tie"
+    with pytest.raises(gr.Error, match="one vote"):
+        compare_tab.vote("A", run_name, session)
+
+
+def test_export_peft_gives_a_download(run_name):
+    files, notes = export_tab.export(run_name, ["peft"], "none")
+    assert len(files) == 1 and files[0].endswith("peft.zip") and Path(files[0]).is_file()
+    assert Path(files[0]).is_relative_to(paths.home()) and "peft" in notes
+    with pytest.raises(gr.Error, match="your-name/model-name"):
+        export_tab.push(run_name, "peft", "no-slash", "hf_x", True)
