@@ -1,0 +1,16 @@
+"""The trainer: one config schema, batching with packing, our own loop, checkpoints, events.
+
+    config.py      TrainConfig: every setting of a run, with its default and help
+    batching.py    length buckets, sequence packing, fixed-shape batches
+    loss.py        packed block-diagonal mask, loss computed only where answers are
+    setup.py       data splits, LoRA/DoRA/full on an mlx-lm model, optimizer and schedule
+    plan.py        memory estimate, refusal, calibration
+    checkpoint.py  atomic checkpoints (weights, optimizer, position) and mlx-lm adapters
+    events.py      typed events and the run's JSONL event log
+    loop.py        train(): the loop, stop, resume, early stopping, NaN guard
+"""
+
+from localsft.train.config import TrainConfig
+from localsft.train.loop import TrainResult, train
+
+__all__ = ["TrainConfig", "TrainResult", "train"]

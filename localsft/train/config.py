@@ -1,0 +1,154 @@
+"""The one schema for a training run. Defaults live here and nowhere else.
+
+The same `TrainConfig` is filled from a recipe file, CLI flags (`--set key=value`) and
+the UI, saved as the run's config.yaml, and read back on resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from localsft.errors import UserError
+
+METHODS = ("lora", "dora", "full")
+SCHEDULES = ("cosine", "linear", "constant")
+PRECISIONS = ("auto", "float32", "float16", "bfloat16", "quantized")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides what a training run does. Field metadata carries the help text."""
+
+    model: str | None = field(default=None, metadata={"help": "model name or folder (None: the default model)"})
+    data: str | None = field(default=None, metadata={"help": "a data file, or a folder with train.jsonl/valid.jsonl"})
+    method: str = field(default="lora", metadata={"help": "lora, dora, or full (all weights; small models only)"})
+    lora_rank: int = field(default=8, metadata={"help": "LoRA rank r"})
+    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha; the update is scaled by alpha / rank"})
+    lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input"})
+    lora_layers: int = field(default=16, metadata={"help": "adapt the last N transformer blocks (-1: all)"})
+    lora_keys: list[str] | None = field(default=None, metadata={
+        "help": "projections to adapt, e.g. [self_attn.q_proj, self_attn.v_proj] (None: every linear layer)"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over the training data"})
+    iters: int | None = field(default=None, metadata={"help": "optimizer steps; overrides epochs when set"})
+    batch_tokens: int = field(default=2048, metadata={"help": "token budget per micro-batch (packed rows x width)"})
+    batch_size: int | None = field(default=None, metadata={
+        "help": "examples per micro-batch; set it to batch without packing (like mlx_lm)"})
+    packing: bool = field(default=True, metadata={"help": "pack short examples into shared rows"})
+    pack_width: int = field(default=256, metadata={"help": "row width that short examples are packed into"})
+    grad_accumulation: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
+    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate"})
+    lr_schedule: str = field(default="cosine", metadata={"help": "cosine, linear or constant after warmup"})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of the steps spent warming up"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    max_seq_len: int = field(default=1024, metadata={"help": "longer examples are truncated to this many tokens"})
+    mask_prompt: bool = field(default=True, metadata={"help": "learn the answers only, not the prompts"})
+    precision: str = field(default="auto", metadata={"help": "auto (follows the device), float32, ... or quantized"})
+    seed: int = field(default=0, metadata={"help": "seed for data order, LoRA init and dropout"})
+    eval_every: int | None = field(default=None, metadata={"help": "steps between validations (None: ~10 per run)"})
+    early_stopping_patience: int = field(default=3, metadata={
+        "help": "stop after this many validations without improvement (0: never)"})
+    checkpoint_every: int | None = field(default=None, metadata={"help": "steps between checkpoints (None: every eval)"})
+    grad_checkpoint: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
+    compile: bool = field(default=True, metadata={"help": "compile the training step (fixed shape buckets)"})
+    valid_fraction: float = field(default=0.1, metadata={"help": "share of a raw data file held out for validation"})
+    test_fraction: float = field(default=0.1, metadata={"help": "share of a raw data file held out for testing"})
+    sample_prompts: int = field(default=2, metadata={"help": "held-out prompts answered at each validation"})
+    sample_max_tokens: int = field(default=48, metadata={"help": "length of those sample answers"})
+    format_check: dict | None = field(default=None, metadata={
+        "help": "regex or JSON schema the answers must match (used by evaluation)"})
+
+    def __post_init__(self) -> None:
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise UserError(f"Invalid training setting: {message}")
+
+        need(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, not {self.method!r}.")
+        need(self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {', '.join(SCHEDULES)}.")
+        need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}.")
+        need(self.lora_rank >= 1, "lora_rank must be at least 1.")
+        need(0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1).")
+        need(self.epochs > 0 or (self.iters or 0) > 0, "epochs (or iters) must be positive.")
+        need(self.iters is None or self.iters >= 1, "iters must be at least 1.")
+        need(self.learning_rate > 0, "learning_rate must be positive.")
+        need(0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1).")
+        need(self.max_seq_len >= 8, "max_seq_len must be at least 8.")
+        need(self.batch_tokens >= self.max_seq_len or self.batch_size is not None,
+             f"batch_tokens ({self.batch_tokens}) must be at least max_seq_len ({self.max_seq_len}).")
+        need(self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1.")
+        need(self.grad_accumulation >= 1, "grad_accumulation must be at least 1.")
+        need(self.pack_width >= 8, "pack_width must be at least 8.")
+        need(self.early_stopping_patience >= 0, "early_stopping_patience must be 0 or more.")
+        need(0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1, "data fractions must be in [0, 1).")
+        need(self.format_check is None or isinstance(self.format_check, dict),
+             "format_check must be a mapping such as {regex: ...} or {json_schema: ...}.")
+
+    @property
+    def lora_scale(self) -> float:
+        """mlx-lm's raw LoRA multiplier (PEFT's alpha / r)."""
+        return self.lora_alpha / self.lora_rank
+
+    @property
+    def packs(self) -> bool:
+        """Whether batches are packed rows (token budget) rather than a fixed number of examples."""
+        return self.packing and self.batch_size is None
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainConfig":
+        """A config from a plain mapping; unknown keys are a UserError naming them."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise UserError(f"Unknown training setting(s): {', '.join(unknown)}. "
+                            f"Known: {', '.join(sorted(known))}.")
+        values = {k: _coerce_number(f.type, values[k]) for f in fields(cls) if (k := f.name) in values}
+        try:
+            return cls(**values)
+        except (TypeError, ValueError) as err:
+            raise UserError(f"Invalid training settings: {err}") from None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    def with_overrides(self, assignments: list[str]) -> "TrainConfig":
+        """Apply `key=value` strings (values read as YAML: 3, 1e-4, true, [a, b], null)."""
+        changes = {}
+        for item in assignments:
+            key, sep, raw = item.partition("=")
+            if not sep or not key.strip():
+                raise UserError(f"--set expects key=value, got {item!r}.")
+            changes[key.strip().replace("-", "_")] = yaml.safe_load(raw) if raw.strip() else None
+        return self.replace(**changes)
+
+    def save(self, path: Path) -> None:
+        from localsft.run_folder import atomic_write_text
+
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainConfig":
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as err:
+            raise UserError(f"{path} is not valid YAML: {err}") from None
+        return cls.from_dict(values)
+
+
+def _coerce_number(annotation: str, value):
+    """YAML reads `1e-4` as a string; numbers given as text become numbers."""
+    if isinstance(value, str) and ("float" in annotation or "int" in annotation):
+        try:
+            return float(value) if "float" in annotation else int(value)
+        except ValueError:
+            raise UserError(f"Expected a number, got {value!r}.") from None
+    return value
+
+
+def help_lines() -> list[str]:
+    """`name (default): help` for every setting, for `--set` help and the docs."""
+    return [f"{f.name} ({f.default!r}): {f.metadata.get('help', '')}" for f in fields(TrainConfig)]

@@ -1,0 +1,351 @@
+"""`train()`: our own loop over mlx-lm models and LoRA layers, with events, stop and exact resume.
+
+One optimizer step = `grad_accumulation` micro-batches. Per micro-batch the compiled
+`micro` function returns (summed loss, loss tokens, gradients); `apply` divides by the
+token count (so an all-masked batch gives zero, never NaN) and updates. The loss is
+checked before the update, so a NaN never reaches the weights: the run fails with a
+plain reason and the last good checkpoint and adapters stay as they were.
+"""
+
+from __future__ import annotations
+
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import localsft  # noqa: F401  (fast BLAS before mlx)
+import mlx.core as mx
+import mlx.nn as nn
+from mlx.utils import tree_map
+
+from localsft import paths
+from localsft.errors import UserError
+from localsft.models.loading import load_model
+from localsft.run_folder import RunFolder
+from localsft.train import events as ev
+from localsft.train.batching import Batch, BatchPlan, eval_batches, make_batch, tokenize_examples
+from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint,
+                                       save_adapters, save_checkpoint)
+from localsft.train.config import TrainConfig
+from localsft.train.loss import loss_sum
+from localsft.train.plan import MB, calibrate, check_fits, estimate_memory
+from localsft.train.setup import apply_method, build_optimizer, load_splits, prepare_run_data, trainable_count
+
+STOP_FILE = "STOP"  # a UI may create RUN/STOP to ask for a clean stop without signals
+
+
+@dataclass
+class TrainResult:
+    status: str  # finished, early_stopped, stopped, failed
+    run_dir: Path
+    step: int
+    best_val_loss: float | None
+    reason: str = ""
+
+
+def new_run_dir(config: TrainConfig) -> Path:
+    """A fresh folder under the runs store, named by time and model."""
+    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(config.model or paths.DEFAULT_MODEL).name}"
+    path, n = paths.runs_dir() / stem, 1
+    while path.exists():
+        n += 1
+        path = paths.runs_dir() / f"{stem}-{n}"
+    return path
+
+
+def train(config: TrainConfig | None = None, run_dir: str | Path | None = None, on_event=None, stop=None,
+          resume: bool = False, grad_hook=None) -> TrainResult:
+    """Train as `config` says, in `run_dir` (default: a new folder under the runs store).
+
+    on_event(event): called with every event (also written to RUN/events.jsonl).
+    stop(): polled after every step; True ends training cleanly with a checkpoint.
+    resume: continue the run in `run_dir` from its latest checkpoint (config read from the run).
+    grad_hook(grads) -> grads: e.g. averaging gradients across data-parallel workers.
+    """
+    if resume:
+        run = RunFolder.open(run_dir)
+        config = TrainConfig.load(run.config_path)
+    else:
+        run = RunFolder(Path(run_dir).expanduser() if run_dir else new_run_dir(config))
+        if run.config_path.exists():
+            raise UserError(f"{run.path} already holds a run. Resume it with --resume, or choose another --out.")
+        run.path.mkdir(parents=True, exist_ok=True)
+        config.save(run.config_path)
+    log = ev.EventLog(run.events_path, on_event)
+    trainer = None
+    try:
+        trainer = _Trainer(config, run, log, stop, resume, grad_hook)
+        return trainer.run()
+    except UserError as err:
+        log.emit(ev.Failed(str(err), trainer.state.step if trainer else 0))
+        raise
+    except Exception as err:
+        log.emit(ev.Failed(f"Training stopped on an internal error: {type(err).__name__}: {err}",
+                           trainer.state.step if trainer else 0))
+        raise
+    finally:
+        if trainer:
+            trainer.close()
+        log.close()
+
+
+def plan_only(config: TrainConfig, on_event=None) -> ev.Started:
+    """The plan (steps, estimated time and memory) without training; nothing is kept."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = RunFolder(Path(tmp) / "plan")
+        run.path.mkdir()
+        config.save(run.config_path)
+        trainer = _Trainer(config, run, ev.EventLog(None, on_event), None, False, None)
+        try:
+            return trainer._emit_plan()
+        finally:
+            trainer.close()
+
+
+class _Trainer:
+    def __init__(self, config: TrainConfig, run: RunFolder, log: ev.EventLog, stop, resume: bool, grad_hook):
+        self.config, self.run_folder, self.log, self.stop, self.grad_hook = config, run, log, stop, grad_hook
+        self.state = TrainState()
+        self.loaded = load_model(config.model, config.precision)
+        self.model = self.loaded.model
+        tokenizer = self.loaded.tokenizer
+        if not resume:
+            prepare_run_data(config, run, tokenizer)
+        train_rows, self.valid_rows = load_splits(config, run)
+        examples = tokenize_examples(train_rows, tokenizer, config.max_seq_len, config.mask_prompt)
+        self.valid = tokenize_examples(self.valid_rows, tokenizer, config.max_seq_len, config.mask_prompt)
+        self.plan = BatchPlan(examples, config)
+        self.total_steps = self.plan.total_steps()
+        self.layers, keys = apply_method(self.model, config)
+        self.adapter_conf = adapter_config(config, self.layers, keys)
+        self.optimizer = build_optimizer(config, self.total_steps)
+        self.optimizer.init(self.model.trainable_parameters())
+        if resume and (found := list_checkpoints(run)):
+            self.state = load_checkpoint(found[-1], self.model, self.optimizer)
+        self.resumed_from = self.state.step
+        self.eval_every = config.eval_every or max(1, self.total_steps // 10)
+        self.checkpoint_every = config.checkpoint_every or self.eval_every
+        self.eval_set = eval_batches(self.valid, config) if self.valid else []
+        self.model.train()
+        self._build_functions()
+
+    # ---- compiled pieces -------------------------------------------------------------------
+    def _build_functions(self) -> None:
+        model, optimizer, hook = self.model, self.optimizer, self.grad_hook
+        packed = self.plan.packed
+        value_and_grad = nn.value_and_grad(model, loss_sum)
+
+        def micro(inputs, targets, segments, loss_index, loss_weight):
+            (total, count), grads = value_and_grad(model, inputs, targets, segments if packed else None,
+                                                   loss_index, loss_weight)
+            return total, count, grads
+
+        def apply(grads, count):
+            grads = tree_map(lambda g: g / mx.maximum(count, 1.0), grads)
+            optimizer.update(model, hook(grads) if hook else grads)
+
+        def evaluate(inputs, targets, segments, loss_index, loss_weight):
+            return loss_sum(model, inputs, targets, segments if packed else None, loss_index, loss_weight)
+
+        if self.config.compile:
+            # value_and_grad swaps the model's trainable arrays, so model.state is an output too;
+            # the random state only when dropout draws from it (an unused one breaks the trace).
+            state = [model.state, mx.random.state] if self.config.lora_dropout > 0 else [model.state]
+            micro = mx.compile(micro, inputs=state, outputs=state)
+            apply = mx.compile(apply, inputs=[model.state, optimizer.state], outputs=[model.state, optimizer.state])
+            evaluate = mx.compile(evaluate, inputs=[model.state])
+        self.micro, self.apply, self.evaluate_fn = micro, apply, evaluate
+        if self.config.grad_checkpoint:
+            from mlx_lm.tuner.trainer import grad_checkpoint
+
+            layer_class = type(model.layers[0])
+            self._restore_call = (layer_class, layer_class.__call__)
+            grad_checkpoint(model.layers[0])  # patches the class: undone in close()
+
+    def close(self) -> None:
+        if getattr(self, "_restore_call", None):
+            layer_class, call = self._restore_call
+            layer_class.__call__ = call
+            self._restore_call = None
+
+    @staticmethod
+    def _arrays(batch: Batch) -> tuple:
+        segments = batch.segments if batch.segments is not None else batch.inputs[:, :1]
+        return (mx.array(batch.inputs), mx.array(batch.targets), mx.array(segments),
+                mx.array(batch.loss_index), mx.array(batch.loss_weight))
+
+    # ---- the loop --------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        self._emit_plan()
+        self.session_start = time.perf_counter()
+        while self.state.step < self.total_steps:
+            if self._stop_requested():
+                return self._stopped()
+            started = time.perf_counter()
+            loss, tokens = self._train_step()
+            if not math.isfinite(loss):
+                return self._failed_nan(loss)
+            self.state.elapsed_s += time.perf_counter() - started
+            self._emit_step(loss, tokens, time.perf_counter() - started)
+            step = self.state.step
+            if self.eval_set and (step % self.eval_every == 0 or step == self.total_steps):
+                if self._evaluate():
+                    return self._finish(early=True)
+            if step % self.checkpoint_every == 0 and step < self.total_steps:
+                self._checkpoint()
+        return self._finish()
+
+    def _next_batch(self) -> Batch:
+        if self.state.batch_index >= len(self.plan.epoch(self.state.epoch)):
+            self.state.epoch += 1
+            self.state.batch_index = 0
+        batch = self.plan.batch(self.state.epoch, self.state.batch_index)
+        self.state.batch_index += 1
+        return batch
+
+    def _train_step(self) -> tuple[float, int]:
+        """One optimizer step; returns (mean loss, tokens). The weights are untouched if the loss is not finite."""
+        accum = self.config.grad_accumulation
+        total = count = grads = None
+        tokens = 0
+        for m in range(accum):
+            batch = self._next_batch()
+            mx.random.seed(self.config.seed * 1_000_003 + self.state.step * accum + m)  # dropout: exact on resume
+            part_total, part_count, part_grads = self.micro(*self._arrays(batch))
+            if grads is None:
+                total, count, grads = part_total, part_count, part_grads
+            else:
+                total, count = total + part_total, count + part_count
+                grads = tree_map(mx.add, grads, part_grads)
+            tokens += batch.tokens
+        mx.eval(total, count, grads)
+        loss = total.item() / max(count.item(), 1.0)
+        if math.isfinite(loss):
+            self.apply(grads, count)
+            mx.eval(self.model.trainable_parameters(), self.optimizer.state)
+            self.state.step += 1
+            self.state.trained_tokens += tokens
+        return loss, tokens
+
+    def _stop_requested(self) -> bool:
+        stop_file = self.run_folder.path / STOP_FILE
+        if stop_file.exists():
+            stop_file.unlink(missing_ok=True)
+            return True
+        return bool(self.stop and self.stop())
+
+    # ---- events ----------------------------------------------------------------------------
+    def _emit_plan(self) -> ev.Started:
+        batches = [make_batch(self.plan.examples, rows, self.plan.packed, self.config.pack_width)
+                   for rows in self.plan.epoch(0)]
+        big = max(batches, key=lambda b: b.inputs.size)
+        rows, width, positions = big.shape
+        backward = len(self.model.layers) if self.config.method == "full" else self.layers
+        trainable = trainable_count(self.model)
+        needed = estimate_memory(self.model, rows, width, positions, backward, trainable)
+        available = check_fits(needed)
+        one_row = make_batch(self.plan.examples, self.plan.epoch(0)[batches.index(big)][:1],
+                             self.plan.packed, self.config.pack_width)
+        base = mx.get_active_memory()
+        seconds_per_token, peak = calibrate(self.micro, self._arrays(one_row), one_row.tokens)
+        measured = base + (peak - base) * rows
+        started = ev.Started(
+            run=str(self.run_folder.path), model=self.loaded.path.name, precision=self.loaded.precision.describe(),
+            method=self.config.method, steps=self.total_steps, epochs=self._epochs(),
+            train_examples=len(self.plan.examples), valid_examples=len(self.valid),
+            tokens_per_epoch=self.plan.tokens_per_epoch(), trainable_params=trainable,
+            est_seconds=round(seconds_per_token * self._remaining_tokens(), 1),
+            est_memory_mb=round(max(needed, measured) / MB, 1), available_memory_mb=round(available / MB, 1),
+            resumed_from_step=self.resumed_from)
+        self.log.emit(started)
+        return started
+
+    def _epochs(self) -> float:
+        return round(self.total_steps / max(self.plan.steps_per_epoch(), 1), 2)
+
+    def _remaining_tokens(self) -> float:
+        per_step = self.plan.tokens_per_epoch() / max(self.plan.steps_per_epoch(), 1)
+        return per_step * (self.total_steps - self.state.step)
+
+    def _emit_step(self, loss: float, tokens: int, seconds: float) -> None:
+        done = self.state.step - self.resumed_from
+        per_step = (time.perf_counter() - self.session_start) / max(done, 1)
+        epoch_len = max(len(self.plan.epoch(self.state.epoch)), 1)
+        self.log.emit(ev.Step(
+            step=self.state.step, steps=self.total_steps,
+            epoch=round(self.state.epoch + self.state.batch_index / epoch_len, 3), loss=round(loss, 5),
+            learning_rate=float(self.optimizer.learning_rate.item()), tokens_per_s=round(tokens / seconds, 1),
+            trained_tokens=self.state.trained_tokens, peak_memory_mb=round(mx.get_peak_memory() / MB, 1),
+            elapsed_s=round(self.state.elapsed_s, 2), eta_s=round(per_step * (self.total_steps - self.state.step), 1)))
+
+    # ---- validation, samples, checkpoints ----------------------------------------------------
+    def _evaluate(self) -> bool:
+        """Validation loss, best adapter, samples; True when early stopping says stop."""
+        self.model.eval()
+        total = count = 0.0
+        for batch in self.eval_set:
+            part_total, part_count = self.evaluate_fn(*self._arrays(batch))
+            total += part_total.item()
+            count += part_count.item()
+        val_loss = total / max(count, 1.0)
+        state = self.state
+        improved = math.isfinite(val_loss) and (state.best_val_loss is None or val_loss < state.best_val_loss)
+        if improved:
+            state.best_val_loss, state.best_step, state.evals_since_best = val_loss, state.step, 0
+            save_adapters(self.run_folder.adapters_dir("best"), self.model, self.adapter_conf)
+        else:
+            state.evals_since_best += 1
+        self.log.emit(ev.Eval(step=state.step, val_loss=round(val_loss, 5),
+                              best_val_loss=round(state.best_val_loss or val_loss, 5), improved=improved))
+        self._sample()
+        self.model.train()
+        patience = self.config.early_stopping_patience
+        return bool(patience and state.evals_since_best >= patience)
+
+    def _sample(self) -> None:
+        from localsft.generate import SamplingSettings, stream_chat
+
+        chats = [r["messages"] for r in self.valid_rows
+                 if r.get("messages") and r["messages"][-1]["role"] == "assistant"][: self.config.sample_prompts]
+        if not chats:
+            return
+        settings = SamplingSettings(max_tokens=self.config.sample_max_tokens)
+        samples = [{"prompt": chat[-2]["content"] if len(chat) > 1 else "",
+                    "answer": "".join(stream_chat(self.loaded, chat[:-1], settings)).strip(),
+                    "reference": chat[-1]["content"]} for chat in chats]
+        self.log.emit(ev.Sample(step=self.state.step, samples=samples))
+
+    def _checkpoint(self) -> Path:
+        path = save_checkpoint(self.run_folder, self.model, self.optimizer, self.state)
+        save_adapters(self.run_folder.adapters_dir("last"), self.model, self.adapter_conf)
+        self.log.emit(ev.Checkpoint(step=self.state.step, path=str(path)))
+        return path
+
+    # ---- endings ---------------------------------------------------------------------------
+    def _stopped(self) -> TrainResult:
+        path = self._checkpoint()
+        self.log.emit(ev.Stopped(step=self.state.step, checkpoint=str(path)))
+        return self._result("stopped")
+
+    def _failed_nan(self, loss: float) -> TrainResult:
+        reason = (f"The loss became {loss} at step {self.state.step + 1}, so training stopped. "
+                  f"Try a lower learning rate. The last good checkpoint and adapters are kept in "
+                  f"{self.run_folder.path}.")
+        self.log.emit(ev.Failed(reason=reason, step=self.state.step))
+        return self._result("failed", reason)
+
+    def _finish(self, early: bool = False) -> TrainResult:
+        self._checkpoint()
+        state = self.state
+        if early:
+            self.log.emit(ev.EarlyStopped(step=state.step, best_step=state.best_step,
+                                          best_val_loss=state.best_val_loss))
+        self.log.emit(ev.Finished(step=state.step, best_val_loss=state.best_val_loss,
+                                  adapters=str(self.run_folder.best_adapter()), run_dir=str(self.run_folder.path),
+                                  seconds=round(state.elapsed_s, 1)))
+        return self._result("early_stopped" if early else "finished")
+
+    def _result(self, status: str, reason: str = "") -> TrainResult:
+        return TrainResult(status, self.run_folder.path, self.state.step, self.state.best_val_loss, reason)

@@ -1,0 +1,164 @@
+"""The training loop on a tiny random model: learning, adapters, stop, resume, early stop, NaN guard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import localsft  # noqa: F401
+import mlx.core as mx
+import numpy as np
+import pytest
+
+from localsft.errors import UserError
+from localsft.run_folder import RunFolder
+from localsft.train import TrainConfig, train
+from localsft.train.plan import check_fits
+
+WORDS = ["fox", "dog", "capital", "Paris", "shoes", "fast", "light", "Berlin"]
+
+
+def _chat(rng, answer_word: str) -> dict:
+    question = " ".join(rng.choice(WORDS) for _ in range(rng.integers(2, 25)))
+    return {"messages": [{"role": "user", "content": question},
+                         {"role": "assistant", "content": f"{answer_word}: {question[:12]}"}]}
+
+
+def make_data(folder: Path, n_train: int = 48, n_valid: int = 8, valid_word: str = "Answer") -> Path:
+    rng = np.random.default_rng(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n, word in (("train", n_train, "Answer"), ("valid", n_valid, valid_word)):
+        (folder / f"{split}.jsonl").write_text("\n".join(json.dumps(_chat(rng, word)) for _ in range(n)) + "\n")
+    return folder
+
+
+def tiny_config(model_dir, data_dir, **changes) -> TrainConfig:
+    base = dict(model=str(model_dir), data=str(data_dir), epochs=2, batch_tokens=256, pack_width=128,
+                max_seq_len=128, learning_rate=2e-3, sample_prompts=0, eval_every=4,
+                early_stopping_patience=0)
+    return TrainConfig(**{**base, **changes})
+
+
+def adapter_weights(run_dir: Path, which: str = "last") -> dict:
+    return mx.load(str(RunFolder(run_dir).adapters_dir(which) / "adapters.safetensors"))
+
+
+def max_diff(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float(mx.max(mx.abs(a[k] - b[k])).item()) for k in a)
+
+
+def test_training_learns_and_writes_an_mlx_lm_adapter(tiny_model_dir, tmp_path):
+    events = []
+    config = tiny_config(tiny_model_dir, make_data(tmp_path / "data"), sample_prompts=1, sample_max_tokens=4)
+    result = train(config, tmp_path / "run", on_event=events.append)
+    assert result.status == "finished"
+    kinds = [e.type for e in events]
+    assert kinds[0] == "started" and kinds[-1] == "finished" and {"step", "eval", "sample", "checkpoint"} <= set(kinds)
+    evals = [e.val_loss for e in events if e.type == "eval"]
+    assert evals[-1] < evals[0] - 0.5
+    logged = RunFolder(result.run_dir).events()
+    assert [e["type"] for e in logged] == kinds and all("time" in e for e in logged)
+    assert RunFolder(result.run_dir).model_name() == str(tiny_model_dir)
+
+    from mlx_lm import load  # the adapter loads with mlx-lm itself
+    best = RunFolder(result.run_dir).best_adapter()
+    conf = json.loads((best / "adapter_config.json").read_text())
+    assert conf["fine_tune_type"] == "lora" and conf["lora_parameters"]["rank"] == 8
+    model, _ = load(str(tiny_model_dir), adapter_path=str(best))
+    assert any(k.endswith("lora_b") for k in adapter_weights(result.run_dir, "best"))
+
+
+def test_stop_request_saves_a_checkpoint_and_resume_finishes(tiny_model_dir, tmp_path):
+    config = tiny_config(tiny_model_dir, make_data(tmp_path / "data"))
+    steps = []
+    result = train(config, tmp_path / "run", on_event=lambda e: steps.append(e) if e.type == "step" else None,
+                   stop=lambda: len(steps) >= 3)
+    assert result.status == "stopped" and result.step == 3
+    run = RunFolder(tmp_path / "run")
+    assert (run.checkpoints_dir / "step-3" / "state.json").exists()
+    assert run.events()[-1]["type"] == "stopped"
+    resumed = train(run_dir=run.path, resume=True)
+    assert resumed.status == "finished" and resumed.step > 3
+
+
+def test_stop_file_is_honoured(tiny_model_dir, tmp_path):
+    config = tiny_config(tiny_model_dir, make_data(tmp_path / "data"))
+    run_dir = tmp_path / "run"
+
+    def on_event(event):
+        if event.type == "step" and event.step == 2:
+            (run_dir / "STOP").write_text("")
+
+    assert train(config, run_dir, on_event=on_event).status == "stopped"
+    assert not (run_dir / "STOP").exists()
+
+
+_CHILD = """
+import sys, localsft
+from localsft.train import TrainConfig, train
+config = TrainConfig.load(sys.argv[1])
+train(config, sys.argv[2])
+"""
+
+
+def test_sigkill_and_resume_matches_an_uninterrupted_run(tiny_model_dir, tmp_path):
+    config = tiny_config(tiny_model_dir, make_data(tmp_path / "data"), epochs=3, eval_every=3,
+                         lora_dropout=0.1, grad_accumulation=2)
+    reference = train(config, tmp_path / "reference")
+    assert reference.status == "finished"
+
+    config.save(tmp_path / "config.yaml")
+    run_dir = tmp_path / "killed"
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(tmp_path / "config.yaml"), str(run_dir)],
+                             env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+    try:
+        deadline = time.time() + 120
+        while not (run_dir / "checkpoints" / "step-6").exists():
+            assert child.poll() is None and time.time() < deadline, "child ended before its second checkpoint"
+            time.sleep(0.02)
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    assert RunFolder(run_dir).events()[-1]["type"] != "finished"
+    resumed = train(run_dir=run_dir, resume=True)
+    assert resumed.status == "finished" and resumed.step == reference.step
+    assert max_diff(adapter_weights(run_dir), adapter_weights(reference.run_dir)) < 1e-4
+
+
+def test_early_stopping_keeps_the_best_adapter(tiny_model_dir, tmp_path):
+    # validation answers start with another word than training ones: val loss rises as the model learns
+    data = make_data(tmp_path / "data", valid_word="Nonsense")
+    config = tiny_config(tiny_model_dir, data, epochs=6, eval_every=2, early_stopping_patience=2,
+                         learning_rate=5e-3)
+    events = []
+    result = train(config, tmp_path / "run", on_event=events.append)
+    assert result.status == "early_stopped"
+    stopped = next(e for e in events if e.type == "early_stopped")
+    evals = [e for e in events if e.type == "eval"]
+    assert stopped.best_val_loss == min(e.val_loss for e in evals) or abs(
+        stopped.best_val_loss - min(e.val_loss for e in evals)) < 1e-4
+    assert result.step < config.epochs * 3
+    assert max_diff(adapter_weights(result.run_dir, "best"), adapter_weights(result.run_dir, "last")) > 0
+
+
+def test_nan_loss_fails_plainly_and_keeps_the_last_good_checkpoint(tiny_model_dir, tmp_path):
+    config = tiny_config(tiny_model_dir, make_data(tmp_path / "data"), learning_rate=1e30, warmup_ratio=0.0,
+                         eval_every=1)
+    result = train(config, tmp_path / "run")
+    assert result.status == "failed" and "loss became" in result.reason
+    run = RunFolder(result.run_dir)
+    assert run.events()[-1]["type"] == "failed"
+    good = adapter_weights(run.path, "last")
+    assert all(bool(mx.all(mx.isfinite(v)).item()) for v in good.values())
+
+
+def test_a_run_that_cannot_fit_is_refused():
+    with pytest.raises(UserError, match="memory"):
+        check_fits(10**15)
