@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tokenizers import Tokenizer
+
 from localsft.errors import UserError
 
 
@@ -70,7 +72,7 @@ def _span_by_prefix(tokenizer, messages: list[dict], i: int, full: str) -> tuple
     if i == 0:
         return None
     before = render(tokenizer, messages[:i], add_generation_prompt=True)
-    after = render(tokenizer, messages[: i + 1])
+    after = full if i == len(messages) - 1 else render(tokenizer, messages[: i + 1])
     if not (after.startswith(before) and full.startswith(after)):
         return None
     end = len(before) + len(after[len(before):].rstrip())  # the newline after the end-of-turn is not an answer
@@ -108,15 +110,22 @@ def loss_spans(tokenizer, messages: list[dict], full: str) -> list[tuple[int, in
 def _tokenize_spans(tokenizer, text: str, spans: list[tuple[int, int]]) -> TokenizedExample:
     """Tokenize `text` once and mark the tokens whose characters overlap a span."""
     hf = _hf(tokenizer)
-    try:
-        enc = hf(text, add_special_tokens=False, return_offsets_mapping=True)
-        ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
-    except (NotImplementedError, TypeError, ValueError, KeyError):
-        return _tokenize_pieces(tokenizer, text, spans)  # slow tokenizers have no offsets
-    mask = []
-    for start, end in offsets:
-        end = max(end, start + 1)
-        mask.append(any(start < s_end and end > s_start for s_start, s_end in spans))
+    backend = getattr(hf, "_tokenizer", None)  # the Rust tokenizer of a fast HF tokenizer
+    if isinstance(backend, Tokenizer):
+        enc = backend.encode(text, add_special_tokens=False)
+        ids, offsets = enc.ids, enc.offsets
+    else:
+        try:
+            enc = hf(text, add_special_tokens=False, return_offsets_mapping=True)
+            ids, offsets = list(enc["input_ids"]), enc["offset_mapping"]
+        except (NotImplementedError, TypeError, ValueError, KeyError):
+            return _tokenize_pieces(tokenizer, text, spans)  # slow tokenizers have no offsets
+    mask, spans, span = [], iter(spans), None
+    span = next(spans, None)
+    for start, end in offsets:  # tokens and spans are both in text order: one sweep
+        while span is not None and span[1] <= start:
+            span = next(spans, None)
+        mask.append(span is not None and max(end, start + 1) > span[0])
     return TokenizedExample(ids, mask)
 
 
