@@ -165,3 +165,22 @@ def test_cli_prepare_and_preview(tiny_model_dir, tmp_path, capsys):
     assert main(["data", "preview", str(good), "--model", str(tiny_model_dir), "--line", "2"]) == 0
     shown = capsys.readouterr().out
     assert "[[Answer 1.<|im_end|>]]" in shown and "[[More 1.<|im_end|>]]" in shown and "[[Question" not in shown
+
+
+def test_length_statistics_and_histogram():
+    from localsft.data.report import length_stats
+
+    stats = length_stats([10, 20, 40, 3000], [5, 5, 5, 5], max_seq_len=2048)
+    counts = {b["up_to"]: b["count"] for b in stats["histogram"]}
+    assert counts[16] == counts[32] == counts[64] == counts[None] == 1 and counts[2048] == 0
+    assert (stats["min"], stats["max"], stats["over_max_seq_len"], stats["tokens_per_epoch"]) == (10, 3000, 1, 3070)
+    assert stats["input_output_ratio"] == round(3050 / 20, 2)
+
+
+def test_the_text_report_says_what_was_kept_and_why_rows_went(tok):
+    from localsft.data import format_report
+
+    text = format_report(check(Path(__file__).parent / "fixtures/data/malformed/exact_duplicate.csv", tokenizer=tok))
+    assert "rows read 13, kept 12, dropped 1" in text and "dropped (duplicate): 1" in text
+    assert "error: Line 6: exact duplicate of line 3." in text and "trainable: yes" in text
+    assert "tokens per epoch:" in text and "| #" in text

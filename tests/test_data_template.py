@@ -91,3 +91,26 @@ def test_a_chat_that_opens_with_the_assistant_still_masks_right(tiny_tok):
     chat = [{"role": "assistant", "content": "Hi! How can I help?"}] + CHAT
     runs = [p for p, c in preview(tiny_tok, {"messages": chat}) if c]
     assert runs == ["Hi! How can I help?<|im_end|>", "Light, fast, yours.<|im_end|>"]
+
+
+class NoOffsets:
+    """A tokenizer that cannot report character offsets, like Python-only (slow) tokenizers."""
+
+    def __init__(self, tok):
+        self.tok = tok
+        self.eos_token, self.has_chat_template = tok.eos_token, True
+
+    def __call__(self, *args, **kwargs):
+        raise NotImplementedError("return_offsets_mapping is not available for Python tokenizers")
+
+    def apply_chat_template(self, *args, **kwargs):
+        return self.tok.apply_chat_template(*args, **kwargs)
+
+    def encode(self, text, **kwargs):
+        return self.tok.encode(text, **kwargs)
+
+
+def test_tokenizers_without_offsets_get_the_same_ids_and_mask(tiny_tok):
+    fast = tokenize_chat(tiny_tok, MULTI)
+    slow = tokenize_chat(NoOffsets(tiny_tok), MULTI)
+    assert (slow.ids, slow.loss_mask) == (fast.ids, fast.loss_mask)

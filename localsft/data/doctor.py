@@ -84,7 +84,7 @@ def _check(path, tokenizer, mapping, system_prompt, max_seq_len, sheet, mask_pro
     lengths, trained = _read(report, source, tokenizer, mapping, system_prompt, max_seq_len, mask_prompt)
     report.rows_kept = len(report.examples)
     if report.rows_read == 0:
-        raise UserError(f"{report.path} has a header but no rows.")
+        raise UserError(f"{report.path} has a header but no rows." if source.columns else f"{report.path} has no examples.")
     for severity, message in set_problems(report.rows_kept, valid_fraction):
         report.add(None, severity, message, code="size")
     report.stats.update(dropped=dict(report.dropped), warnings=dict(report.warned),

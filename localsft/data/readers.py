@@ -306,7 +306,7 @@ def open_source(path: str | Path, sheet: str | None = None) -> Source:
     first, _, rest = text.partition("\n")
     if suffix in (".jsonl", ".ndjson") or (text[:1] == "{" and _is_json(first) and (rest.strip() or suffix != ".json")):
         return read_jsonl(path, encoding)
-    if suffix == ".json" or text[:1] in "[{":
+    if suffix == ".json" or text[:1] in ("[", "{"):
         return read_json(path, encoding)
     return read_csv(path, encoding)
 
