@@ -114,3 +114,23 @@ def test_tokenizers_without_offsets_get_the_same_ids_and_mask(tiny_tok):
     fast = tokenize_chat(tiny_tok, MULTI)
     slow = tokenize_chat(NoOffsets(tiny_tok), MULTI)
     assert (slow.ids, slow.loss_mask) == (fast.ids, fast.loss_mask)
+
+
+def test_a_chat_the_template_refuses_is_one_dropped_row(tiny_model_dir, tmp_path):
+    from localsft.data import check
+
+    folder = tmp_path / "strict"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config["chat_template"] = ("{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
+                               "{% endif %}" + config["chat_template"])
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    rows = [{"messages": [{"role": "user", "content": f"Q{i}"}, {"role": "assistant", "content": f"A{i}"}]}
+            for i in range(12)]
+    data = tmp_path / "d.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows[:3])
+                    + json.dumps({"messages": MULTI}) + "\n"  # line 4: has a system message
+                    + "".join(json.dumps(r) + "\n" for r in rows[3:]))
+    report = check(data, tokenizer=load_tokenizer(str(folder)))
+    assert report.rows_kept == 12
+    assert report.problems[0].line == 4 and "System role not supported" in report.problems[0].message

@@ -62,8 +62,10 @@ def _read(report: DataReport, source, tokenizer, mapping, system_prompt, max_seq
             tokens = tokenize_example(tokenizer, example, mask_prompt) if tokenizer else None
             warnings.append((tokens and check_length(tokens, max_seq_len), "truncated"))
             warnings.append((seen.check(record.line, example), "conflicting output"))
-        except RowError as err:
-            report.add(record.line, "error", f"{where}: {err}.", err.column, err.code)
+        except (RowError, UserError) as err:  # UserError: the chat template refuses this chat
+            message = str(err).rstrip(".")
+            report.add(record.line, "error", f"{where}: {message}.", getattr(err, "column", None),
+                       getattr(err, "code", "template"))
             continue
         for message, code in warnings:
             if message:
@@ -72,7 +74,7 @@ def _read(report: DataReport, source, tokenizer, mapping, system_prompt, max_seq
         report.lines.append(record.line)
         if tokens:
             lengths.append(len(tokens))
-            trained.append(min(tokens.loss_tokens, sum(tokens.loss_mask[:max_seq_len])))
+            trained.append(sum(tokens.loss_mask[:max_seq_len]))  # what survives truncation
     return lengths, trained
 
 

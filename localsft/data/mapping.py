@@ -98,7 +98,8 @@ def detect_mapping(columns: list[str], override: ColumnMapping | None = None) ->
         return ColumnMapping(text=text), None
     rest = [c for c in columns if c not in taken]
     if len(rest) == 2:
-        note = f"Columns not recognised by name: using {rest[0]!r} as the input and {rest[1]!r} as the output."
+        note = (f"Columns not recognised by name: using {rest[0]!r} as the input and {rest[1]!r} as the output "
+                "(if the first line is an example rather than column names, add a header line).")
         return ColumnMapping(rest[0], rest[1], system), note
     raise UserError(f"Cannot tell which columns hold the inputs and the outputs (columns: {', '.join(columns)}). "
                     "Choose them with --input-col and --output-col.")
