@@ -35,8 +35,8 @@ def save_random_adapter(model_dir: Path, out_dir: Path, seed: int = 1, strength:
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
     model, _ = mlx_lm.load(str(model_dir))
+    mx.random.seed(seed)  # lora_a is drawn here too
     linear_to_lora_layers(model, num_layers, LORA)
-    mx.random.seed(seed)
     weights = {k: (mx.random.normal(v.shape) * strength if k.endswith("lora_b") else v)
                for k, v in tree_flatten(model.parameters()) if k.endswith(("lora_a", "lora_b"))}
     out_dir.mkdir(parents=True, exist_ok=True)
