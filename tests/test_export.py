@@ -42,7 +42,7 @@ def test_all_formats_are_written_checked_and_carded(tiny_run):
     by_fmt = {r.fmt: r for r in results}
     assert by_fmt["adapter"].check.max_abs_diff == 0.0
     assert by_fmt["mlx"].check.max_abs_diff < 1e-4  # fp32 base: merged weights are exact
-    assert {"Modelfile", "model-f16.gguf"} <= set(by_fmt["gguf"].files)
+    assert {"Modelfile", "model-f32.gguf"} <= set(by_fmt["gguf"].files)  # the tiny model is fp32
     assert "lms import" in by_fmt["gguf"].usage
 
 

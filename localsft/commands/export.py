@@ -24,8 +24,8 @@ def run(args) -> int:
 def register(subparsers) -> None:
     parser = subparsers.add_parser("export", help="export a run's tuned model (mlx, adapter, peft, hf, gguf)")
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
-    parser.add_argument("--format", default="all", choices=(*FORMATS, "all"),
-                        help="what to write (default: all, one subfolder each)")
+    parser.add_argument("--format", default="all", metavar="F",
+                        help=f"{', '.join(FORMATS)}, several joined by commas, or all (default; one subfolder each)")
     parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR/exports/<format>)")
     parser.add_argument("--quantize", type=int, choices=(4, 8), default=None,
                         help="re-quantize after merging: mlx 4 or 8 bits, gguf 8 (q8_0)")

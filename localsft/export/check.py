@@ -22,8 +22,8 @@ import mlx.nn as nn
 
 from localsft.generate import chat_prompt
 
-MAX_PROBES = 4
-MAX_PROBE_TOKENS = 96
+MAX_PROBES = 3
+MAX_PROBE_TOKENS = 64
 MAX_LOST_EFFECT = 0.5  # an export may drift from the tuned model by at most half the adapter's effect
 FALLBACK_PROMPTS = [
     [{"role": "user", "content": "Write a short tagline for a reusable water bottle."}],

@@ -1,4 +1,5 @@
-"""`gguf` export: one GGUF file (f16, or q8_0 with --quantize 8) for llama.cpp, Ollama and LM Studio.
+"""`gguf` export: one GGUF file (f16; q8_0 with --quantize 8; f32 with --dtype float32) for llama.cpp,
+Ollama and LM Studio.
 
 Written with the `gguf` package (llama.cpp's own writer library). Tensor names and
 llama.cpp's q/k row permutation come from mlx-lm's GGUF helpers; the tokenizer is
@@ -25,8 +26,9 @@ SUPPORTED = ("llama", "mistral")
 _CONTROL, _USER_DEFINED, _NORMAL, _UNUSED = 3, 4, 1, 5
 
 
-def gguf_name(bits: int | None) -> str:
-    return "model-q8_0.gguf" if bits == 8 else "model-f16.gguf"
+def tensor_type(tuned: Tuned, bits: int | None) -> str:
+    """q8_0 when re-quantizing to 8 bits, f32 when fp32 was asked for, else f16."""
+    return "q8_0" if bits == 8 else "f32" if tuned.save_dtype == "float32" else "f16"
 
 
 def _pre_tokenizer_name(spec: dict | None) -> str:
@@ -78,7 +80,7 @@ def _tensors(tuned: Tuned) -> dict[str, np.ndarray]:
     return out
 
 
-def _add_hparams(writer, tuned: Tuned, bits: int | None) -> None:
+def _add_hparams(writer, tuned: Tuned, kind: str) -> None:
     import gguf
 
     c = tuned.base_config
@@ -96,7 +98,9 @@ def _add_hparams(writer, tuned: Tuned, bits: int | None) -> None:
     writer.add_layer_norm_rms_eps(c.get("rms_norm_eps", 1e-5))
     writer.add_rope_freq_base(c.get("rope_theta", 10000.0))
     writer.add_vocab_size(c["vocab_size"])
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_Q8_0 if bits == 8 else gguf.LlamaFileType.MOSTLY_F16)
+    file_types = {"q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "f16": gguf.LlamaFileType.MOSTLY_F16,
+                  "f32": gguf.LlamaFileType.ALL_F32}
+    writer.add_file_type(file_types[kind])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
@@ -128,14 +132,15 @@ def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
         raise UserError(f"The GGUF export handles {', '.join(SUPPORTED)} models; this base is "
                         f"{tuned.base_config.get('model_type')!r}. Export `hf` and convert it with llama.cpp.")
     out.mkdir(parents=True, exist_ok=True)
-    path = out / gguf_name(bits)
+    kind = tensor_type(tuned, bits)
+    path = out / f"model-{kind}.gguf"
     writer = gguf.GGUFWriter(str(path), "llama")
-    _add_hparams(writer, tuned, bits)
+    _add_hparams(writer, tuned, kind)
     _add_tokenizer(writer, tuned)
     for name, array in _tensors(tuned).items():
-        if array.ndim == 1:
+        if array.ndim == 1 or kind == "f32":  # norms stay f32, as llama.cpp keeps them
             writer.add_tensor(name, array.astype(np.float32))
-        elif bits == 8:
+        elif kind == "q8_0":
             qtype = gguf.GGMLQuantizationType.Q8_0
             writer.add_tensor(name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
         else:

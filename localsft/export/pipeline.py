@@ -43,14 +43,15 @@ class ExportResult:
 
 
 def _formats(fmt: str, bits: int | None) -> list[str]:
-    chosen = list(FORMATS) if fmt == "all" else [fmt]
+    """The formats to write, in FORMATS order: "all", one name, or names joined by commas."""
+    chosen = FORMATS if fmt == "all" else [f.strip() for f in fmt.split(",")]
     for name in chosen:
         if name not in FORMATS:
-            raise UserError(f"Unknown export format {name!r}: choose one of {', '.join(FORMATS)} or all.")
-    if bits and fmt != "all" and bits not in QUANTIZABLE.get(fmt, ()):
+            raise UserError(f"Unknown export format {name!r}: choose from {', '.join(FORMATS)} or all.")
+    if bits and not any(bits in QUANTIZABLE.get(name, ()) for name in chosen):
         allowed = ", ".join(f"{f}: {' or '.join(map(str, b))}" for f, b in QUANTIZABLE.items())
         raise UserError(f"--quantize {bits} does not apply to the {fmt} format ({allowed}).")
-    return chosen
+    return [name for name in FORMATS if name in chosen]
 
 
 def _out_dir(run: RunFolder, fmt: str, out: Path | None, several: bool) -> Path:
@@ -105,7 +106,8 @@ def export_run(run_dir: str | Path, fmt: str = "all", out: str | Path | None = N
                on_progress: Callable[[str], None] | None = None) -> list[ExportResult]:
     """Export the run's tuned model; returns one result per format written.
 
-    fmt: one of FORMATS or "all". out: the folder (with "all": one subfolder per format;
+    fmt: one of FORMATS, several joined by commas, or "all". out: the folder (one subfolder per
+    format when there are several;
     default RUN/exports/<format>). quantize: 4 or 8 bits after merging (mlx; gguf takes 8 = q8_0).
     dtype: float type of the written weights (default: the base model's). force: write even
     when the fuse check fails.
