@@ -28,9 +28,9 @@ def _duration(seconds: float) -> str:
 class _Progress:
     """Prints events: a one-line bar on a terminal, a line every few steps otherwise."""
 
-    def __init__(self, stream=sys.stderr) -> None:
-        self.stream = stream
-        self.tty = stream.isatty()
+    def __init__(self, stream=None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty()
 
     def __call__(self, event) -> None:
         kind = event.type

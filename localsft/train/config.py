@@ -53,6 +53,8 @@ class TrainConfig:
     checkpoint_every: int | None = field(default=None, metadata={"help": "steps between checkpoints (None: every eval)"})
     grad_checkpoint: bool = field(default=False, metadata={"help": "recompute activations to save memory"})
     compile: bool = field(default=True, metadata={"help": "compile the training step (fixed shape buckets)"})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "system message added to every example of a raw data file (e.g. the task instruction)"})
     valid_fraction: float = field(default=0.1, metadata={"help": "share of a raw data file held out for validation"})
     test_fraction: float = field(default=0.1, metadata={"help": "share of a raw data file held out for testing"})
     sample_prompts: int = field(default=2, metadata={"help": "held-out prompts answered at each validation"})

@@ -125,7 +125,7 @@ class _Trainer:
         if resume and (found := list_checkpoints(run)):
             self.state = load_checkpoint(found[-1], self.model, self.optimizer)
         self.resumed_from = self.state.step
-        self.eval_every = config.eval_every or max(1, self.total_steps // 10)
+        self.eval_every = config.eval_every or max(1, math.ceil(self.total_steps / 10))
         self.checkpoint_every = config.checkpoint_every or self.eval_every
         self.eval_set = eval_batches(self.valid, config) if self.valid else []
         self.model.train()
@@ -180,6 +180,8 @@ class _Trainer:
     def run(self) -> TrainResult:
         self._emit_plan()
         self.session_start = time.perf_counter()
+        if self.eval_set and self.state.step == 0:
+            self._evaluate(sample=False)  # the base model's validation loss, to compare against
         while self.state.step < self.total_steps:
             if self._stop_requested():
                 return self._stopped()
@@ -281,7 +283,7 @@ class _Trainer:
             elapsed_s=round(self.state.elapsed_s, 2), eta_s=round(per_step * (self.total_steps - self.state.step), 1)))
 
     # ---- validation, samples, checkpoints ----------------------------------------------------
-    def _evaluate(self) -> bool:
+    def _evaluate(self, sample: bool = True) -> bool:
         """Validation loss, best adapter, samples; True when early stopping says stop."""
         self.model.eval()
         total = count = 0.0
@@ -299,7 +301,8 @@ class _Trainer:
             state.evals_since_best += 1
         self.log.emit(ev.Eval(step=state.step, val_loss=round(val_loss, 5),
                               best_val_loss=round(state.best_val_loss or val_loss, 5), improved=improved))
-        self._sample()
+        if sample:
+            self._sample()
         self.model.train()
         patience = self.config.early_stopping_patience
         return bool(patience and state.evals_since_best >= patience)

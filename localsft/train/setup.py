@@ -34,7 +34,8 @@ def prepare_run_data(config: TrainConfig, run: RunFolder, tokenizer) -> None:
         from localsft import data
 
         data.prepare(source, run.data_dir, tokenizer=tokenizer, max_seq_len=config.max_seq_len,
-                     valid_fraction=config.valid_fraction, test_fraction=config.test_fraction, seed=config.seed)
+                     valid_fraction=config.valid_fraction, test_fraction=config.test_fraction, seed=config.seed,
+                     system_prompt=config.system_prompt, mask_prompt=config.mask_prompt)
     elif source.is_dir():
         raise UserError(f"{source} has no train.jsonl. Give a data file, or a folder with train.jsonl "
                         f"(and valid.jsonl).")

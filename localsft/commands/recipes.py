@@ -1,0 +1,19 @@
+"""`localsft recipes`: the shipped training recipes, one line each."""
+
+from __future__ import annotations
+
+
+def run(args) -> int:
+    from localsft.recipes import list_recipes
+
+    recipes = list_recipes()
+    width = max(len(r.name) for r in recipes)
+    for r in recipes:
+        print(f"{r.name:<{width}}  {r.description}  [{r.time_hint}]")
+    print("\nUse one with: localsft train --recipe NAME [--data FILE]")
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("recipes", help="list training recipes (presets and task recipes)")
+    parser.set_defaults(func=run)
