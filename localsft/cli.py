@@ -15,7 +15,7 @@ import localsft  # noqa: F401  (fast BLAS before mlx)
 from localsft.errors import UserError
 
 # Verb modules under localsft.commands, in the order `localsft --help` lists them.
-COMMANDS = ("models", "generate", "doctor", "data", "train", "runs", "recipes", "chat", "eval", "export", "ui")
+COMMANDS = ("models", "generate", "doctor", "data", "train", "runs", "recipes", "chat", "eval", "export", "push", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:
