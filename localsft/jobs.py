@@ -59,6 +59,11 @@ def _alive(pid: int) -> bool:
     if child is not None:
         return child.poll() is None
     try:
+        if os.waitpid(pid, os.WNOHANG)[0]:  # our own child that has ended: reap the zombie
+            return False
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
+    try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
@@ -245,13 +250,17 @@ def _apply(progress: Progress, event: dict) -> None:
         progress.message = event.get("reason", "")
 
 
+def cli_error(output: str) -> str:
+    """The plain sentence the CLI printed as `error: ...` (the last one), or ""."""
+    return next((line[len("error: "):] for line in reversed(output.splitlines()) if line.startswith("error: ")), "")
+
+
 def _log_error(run_dir: Path) -> str:
-    """The plain error line the CLI printed, if the child died before logging an event."""
+    """The CLI's error line in RUN/train.log, if the child died before logging an event."""
     try:
-        lines = (run_dir / LOG_FILE).read_text(errors="replace").splitlines()
+        return cli_error((run_dir / LOG_FILE).read_text(errors="replace"))
     except FileNotFoundError:
         return ""
-    return next((line[len("error: "):] for line in reversed(lines) if line.startswith("error: ")), "")
 
 
 def read_progress(run_dir: str | Path, running: bool | None = None) -> Progress:
@@ -270,32 +279,15 @@ def read_progress(run_dir: str | Path, running: bool | None = None) -> Progress:
     return progress
 
 
-@dataclass
-class RunSummary:
-    """One line of the runs list."""
+def list_runs() -> list:
+    """Every run in the store, newest first (localsft.train.summary), with the running one told
+    apart from one whose process ended without a final event ("interrupted")."""
+    from dataclasses import replace
 
-    name: str
-    path: Path
-    model: str
-    status: str
-    steps: str  # "120/300"
-    best_val_loss: float | None
-    created: float
+    from localsft.train.summary import list_runs as summaries
 
-
-def list_runs() -> list[RunSummary]:
-    """Every run folder in the runs store, newest first."""
-    out = []
-    for folder in paths.runs_dir().iterdir():
-        if not (folder / "config.yaml").exists() and not (folder / "events.jsonl").exists():
-            continue
-        progress = read_progress(folder)
-        run = RunFolder(folder)
-        model = (run.model_name() if run.config_path.exists() else None) or paths.DEFAULT_MODEL
-        out.append(RunSummary(folder.name, folder, Path(model).name, progress.status,
-                              f"{progress.step}/{progress.steps or '?'}", progress.best_val_loss,
-                              folder.stat().st_mtime))
-    return sorted(out, key=lambda r: r.created, reverse=True)
+    return [replace(r, status="interrupted") if r.status == "running" and not is_running(r.path) else r
+            for r in summaries()]
 
 
 def find_run(name: str) -> RunFolder:
@@ -323,8 +315,6 @@ def dry_run(data: str | Path | None, *, recipe: str | None = None, model: str | 
     cmd = train_command(data, run_dir=None, recipe=recipe, model=model, overrides=overrides)
     done = subprocess.run(cmd + ["--dry-run"], capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    if done.returncode != 0:
-        reason = next((line[len("error: "):] for line in reversed(done.stderr.splitlines())
-                       if line.startswith("error: ")), "")
-        raise UserError(reason or f"The plan could not be made (exit code {done.returncode}).")
-    return done.stdout.strip()
+    if done.returncode == 0:
+        return (done.stdout + done.stderr).strip()  # the plan is printed on stderr, like progress
+    raise UserError(cli_error(done.stderr) or f"The plan could not be made (exit code {done.returncode}).")

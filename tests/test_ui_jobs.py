@@ -58,14 +58,16 @@ def test_final_events_set_the_status():
 
 
 def test_runs_list_and_delete():
-    write_run("old", [STARTED, {"type": "finished", "step": 10, "best_val_loss": 1.25, "adapters": "", "run_dir": "",
-                                "seconds": 3}])
-    time.sleep(0.01)
-    write_run("new", [STARTED], config="model: /some/where/tiny-llama\n")
+    write_run("old", [{**STARTED, "time": time.time() - 3600},
+                      {"type": "step", "step": 10, "steps": 10, "loss": 1.1, "eta_s": 0},
+                      {"type": "eval", "step": 10, "val_loss": 1.25, "best_val_loss": 1.25, "improved": True},
+                      {"type": "finished", "step": 10, "best_val_loss": 1.25, "adapters": "", "run_dir": "",
+                       "seconds": 3}])
+    write_run("new", [{**STARTED, "time": time.time()}], config="model: /some/where/tiny-llama\n")
     runs = jobs.list_runs()
     assert [r.name for r in runs] == ["new", "old"]
     assert (runs[0].model, runs[0].status) == ("tiny-llama", "interrupted")
-    assert (runs[1].status, runs[1].best_val_loss, runs[1].steps) == ("finished", 1.25, "10/10")
+    assert (runs[1].status, runs[1].best_val_loss, runs[1].step, runs[1].steps) == ("finished", 1.25, 10, 10)
     assert jobs.delete_run("old") == paths.runs_dir() / "old"
     assert [r.name for r in jobs.list_runs()] == ["new"]
     with pytest.raises(UserError, match="no run named"):
@@ -83,7 +85,7 @@ def test_job_file_of_a_dead_process_is_cleared():
 
 
 def test_a_live_job_blocks_a_second_start_and_deleting_its_run():
-    folder = write_run("busy", [STARTED])
+    folder = write_run("busy", [{**STARTED, "time": time.time()}])
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         (paths.home() / jobs.JOB_FILE).write_text(json.dumps({"pid": sleeper.pid, "run_dir": str(folder),

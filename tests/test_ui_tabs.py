@@ -105,7 +105,7 @@ def run_name(tiny_model_dir):
 
 def test_runs_tab_lists_opens_and_deletes(run_name):
     table, choice = runs_tab.refresh(None)
-    assert table[0][:3] == [run_name, "tiny-llama", "interrupted"] and choice["value"] == run_name
+    assert table[0][:3] == [run_name, "tiny-llama", "not started"] and choice["value"] == run_name
     update, tabs = compare_tab.open(run_name)
     assert update["value"] == run_name and tabs.selected == "compare"
     assert export_tab.open(run_name)[1].selected == "export"

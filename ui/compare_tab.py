@@ -200,5 +200,6 @@ def build() -> SimpleNamespace:
     pair_btn.click(new_pair, [run, session, max_tokens, temperature],
                    [question, answer_a, answer_b, session, *buttons.values()])
     for choice, button in buttons.items():
-        button.click(vote, [gr.State(choice), run, session], [tally, session, *buttons.values()])
+        button.click(lambda name, state, choice=choice: vote(choice, name, state), [run, session],
+                     [tally, session, *buttons.values()])
     return SimpleNamespace(run=run, refresh=refresh, open=open)

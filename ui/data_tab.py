@@ -196,10 +196,11 @@ def build(data_file: gr.State) -> SimpleNamespace:
         preview = gr.HighlightedText(label="What the model sees (highlighted: what it learns to write)",
                                      color_map={"learned": "green"}, show_legend=True, elem_id="data-preview")
         to_train = gr.Button("Train on these examples →", variant="primary")
+        no_column = gr.State(NONE)  # a new file: columns found by name (created in the tab, not in gr.Tabs)
 
     outputs = [report, data_file, summary, problems, histogram, input_col, output_col, system_col, index, preview]
     mapping = [input_col, output_col, system_col, model]
-    detect = [source, gr.State(NONE), gr.State(NONE), gr.State(NONE), model]  # a new file: columns by name
+    detect = [source, no_column, no_column, no_column, model]
     upload.upload(use_upload, upload, source).success(check_file, detect, outputs)
     example_btn.click(use_example, example, source).success(check_file, detect, outputs)
     table_btn.click(use_table, table, source).success(check_file, detect, outputs)

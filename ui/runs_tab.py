@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from types import SimpleNamespace
 
 import gradio as gr
@@ -10,14 +9,13 @@ import gradio as gr
 from localsft import jobs
 from ui.common import plain_errors
 
-HEADERS = ["run", "model", "status", "steps", "best val loss", "last change"]
+HEADERS = ["run", "model", "status", "steps", "best val loss", "started"]
 
 
 def runs_table() -> list[list]:
     """One row per run, newest first."""
-    return [[r.name, r.model, r.status.replace("_", " "), r.steps,
-             "" if r.best_val_loss is None else round(r.best_val_loss, 4),
-             time.strftime("%Y-%m-%d %H:%M", time.localtime(r.created))] for r in jobs.list_runs()]
+    return [[r.name, r.model, r.status, f"{r.step}/{r.steps}",
+             "" if r.best_val_loss is None else round(r.best_val_loss, 4), r.started] for r in jobs.list_runs()]
 
 
 def refresh(selected: str | None):

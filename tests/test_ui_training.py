@@ -1,0 +1,72 @@
+"""Training from the app, for real: `localsft train` in a child process on a tiny model.
+
+One training at a time, re-attach from a new page, stop (a clean checkpoint), resume.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from localsft import jobs, paths
+from localsft.errors import UserError
+from ui import train_tab
+
+
+def wait_for(condition, timeout: float = 90.0, what: str = ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def examples():
+    path = paths.uploads_dir() / "examples.csv"
+    path.write_text("prompt,response\n" + "".join(f"Write a tagline {i}.,Light fast yours {i}.\n" for i in range(40)))
+    return path
+
+
+def test_one_training_at_a_time_reattach_stop_and_resume(examples, tiny_model_dir):
+    advanced = (None, 5000, None, None, 64, "compile=false\neval_every=50\nbatch_tokens=256")
+    run_dir, message = train_tab.start(str(examples), str(tiny_model_dir), "quick-test", *advanced)
+    try:
+        assert "Started run" in message
+        wait_for(lambda: jobs.read_progress(run_dir).losses, what="the first loss points")
+
+        # A second Start (another tab, the CLI through the app) gets a plain message.
+        with pytest.raises(UserError, match="already running"):
+            jobs.start_training(str(examples), model=str(tiny_model_dir))
+
+        # A new page knows nothing yet; its first poll finds the running job.
+        jobs._children.clear()  # as if this were another app process
+        followed, html, chart, _ = train_tab.poll(None)
+        assert followed == run_dir and 'data-status="running"' in html and len(chart) >= 1
+
+        assert "Stopping run" in train_tab.stop()
+        wait_for(lambda: jobs.current_job() is None, what="the stop")
+        progress = jobs.read_progress(run_dir)
+        assert progress.status == "stopped" and 0 < progress.step < 5000
+        stopped_at = progress.step
+
+        resumed, message = train_tab.resume(run_dir)
+        assert resumed == run_dir and "Resuming" in message
+        wait_for(lambda: jobs.read_progress(run_dir).step > stopped_at, what="steps after the resume")
+    finally:
+        job = jobs.stop_training(force=True)
+        if job:
+            jobs.wait(job, 30)
+    assert jobs.read_progress(run_dir).status == "stopped"
+
+
+def test_a_failing_training_shows_its_reason(tiny_model_dir):
+    bad = paths.uploads_dir() / "bad.csv"
+    bad.write_text("prompt,response\n")
+    job = jobs.start_training(str(bad), model=str(tiny_model_dir))
+    assert jobs.wait(job, 60)
+    progress = jobs.read_progress(job.run_dir)
+    assert progress.status == "failed" and "no rows" in progress.message and "Traceback" not in progress.message
