@@ -22,11 +22,12 @@ class SamplingSettings:
 
 
 def chat_prompt(tokenizer, messages: list[dict]) -> list[int]:
-    """Token ids of `messages` rendered with the model's chat template, ready for the answer."""
-    if getattr(tokenizer, "chat_template", None):
+    """Token ids of `messages` rendered as in training (data/template.py), ready for the answer."""
+    from localsft.data.template import has_chat_template, render
+
+    if has_chat_template(tokenizer):
         return list(tokenizer.apply_chat_template(messages, add_generation_prompt=True))
-    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
-    return list(tokenizer.encode(text))
+    return list(tokenizer.encode(render(tokenizer, messages, add_generation_prompt=True), add_special_tokens=False))
 
 
 def stream_chat(loaded: LoadedModel, messages: list[dict],
