@@ -116,3 +116,15 @@ def test_cli_export_prints_the_check_and_how_to_use(tiny_run, tmp_path, capsys):
     assert (tmp_path / "g" / "Modelfile").exists()
     assert main(["export", str(tmp_path), "--format", "mlx"]) == 2
     assert "not a localsft run folder" in capsys.readouterr().err
+
+
+def test_quantized_base_is_merged_in_full_precision_and_the_card_says_so(tmp_path):
+    from tiny_model import make_tiny_model
+
+    model_dir = make_tiny_model(tmp_path / "tiny-q4", quantize=True)
+    run = make_run(tmp_path / "run", model_dir)
+    adapter, mlx = export_run(run, "adapter,mlx")
+    assert mlx.check.passed and mlx.check.max_abs_diff < 1e-3  # merged into fp32, not re-quantized
+    assert "quantization" not in json.loads((mlx.path / "config.json").read_text())
+    assert "trained on a 4-bit copy" in (adapter.path / "README.md").read_text()
+    assert str(tmp_path) not in (mlx.path / "README.md").read_text().split("## How to use")[0]

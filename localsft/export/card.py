@@ -40,6 +40,10 @@ def _flatten(value, prefix: str = "", numbers_only: bool = False) -> list[tuple[
     return []
 
 
+def _is_path(value) -> bool:
+    return isinstance(value, str) and ("/" in value or "\\" in value)
+
+
 def _is_repo_id(name: str) -> bool:
     return name.count("/") == 1 and not name.startswith((".", "/", "~"))
 
@@ -106,8 +110,9 @@ def model_card(run: RunFolder, tuned: Tuned, fmt: str, out: Path, check: CheckRe
     lora = tuned.adapter_config.get("lora_parameters", {})
     method = [("fine-tune type", tuned.fine_tune_type), ("layers adapted", tuned.adapter_config.get("num_layers"))]
     method += [(f"lora {k}", v) for k, v in _flatten(lora)]
-    method += _flatten(run.config_dict())
-    named = f"[{base}](https://huggingface.co/{base})" if _is_repo_id(base) else f"`{base}`"
+    method += [(k, v) for k, v in _flatten(run.config_dict()) if not _is_path(v)]  # no local paths in a public card
+    shown = base if _is_repo_id(base) else Path(base).name  # a local folder: its name only
+    named = f"[{base}](https://huggingface.co/{base})" if _is_repo_id(base) else f"`{shown}` (a local model)"
     parts = [f"---\n{yaml.safe_dump(front, sort_keys=False)}---", f"# {run.name}",
              f"A fine-tune of {named} made with localsft "
              f"({tuned.fine_tune_type}). Format: `{fmt}`.",
@@ -118,9 +123,14 @@ def model_card(run: RunFolder, tuned: Tuned, fmt: str, out: Path, check: CheckRe
     table = eval_table(_read_json(run.eval_json))
     if table:
         parts += ["## Evaluation", table]
+    if fmt in ("adapter", "peft") and tuned.base_quantized:
+        parts += ["## Base weights",
+                  f"The adapter was trained on a {tuned.base_quantized}-bit copy of {shown} (dequantized). On the "
+                  f"full-precision base its outputs can differ slightly from the checked ones; the merged "
+                  f"exports (mlx, hf, gguf) carry the exact weights."]
     parts += ["## Export check", check.summary() + ".",
               "## License",
-              f"Derived from {base}; it carries the base model's license: **{license_}**." if license_ else
-              f"Derived from {base}; the base model's license is not recorded here: check its terms.",
+              f"Derived from {shown}; it carries the base model's license: **{license_}**." if license_ else
+              f"Derived from {shown}; the base model's license is not recorded here: check its terms.",
               "## How to use", usage(fmt, out, tuned, gguf_name)]
     return "\n\n".join(parts) + "\n"

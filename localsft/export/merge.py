@@ -38,6 +38,7 @@ class Tuned:
     adapter_config: dict
     save_dtype: str  # float type the exports are written in
     base: nn.Module  # the base alone (weights shared with `model`), for checks of adapter exports
+    base_quantized: int | None = None  # bits of the stored base, when it was quantized
     fused: bool = False
 
     @property
@@ -106,7 +107,9 @@ def load_tuned(run: RunFolder, dtype: str | None = None) -> Tuned:
     model, tokenizer, path, config, original = load_base(run.model_name())
     base = copy_model(model)
     adapter_config = attach_adapter(model, adapter_dir)
-    return Tuned(model, tokenizer, path, config, adapter_dir, adapter_config, dtype or original, base)
+    stored = json.loads((path / "config.json").read_text())
+    bits = (stored.get("quantization") or stored.get("quantization_config") or {}).get("bits")
+    return Tuned(model, tokenizer, path, config, adapter_dir, adapter_config, dtype or original, base, bits)
 
 
 def fuse(tuned: Tuned) -> Tuned:
