@@ -1,9 +1,17 @@
-"""`localsft train`: fine-tune with a progress bar; Ctrl-C (or SIGTERM, or RUN/STOP) stops cleanly."""
+"""`localsft train`: fine-tune with a progress bar; Ctrl-C (or SIGTERM, or RUN/STOP) stops cleanly.
+
+`--hosts HOSTFILE` runs the same command once per host under `mlx.launch` (ring backend):
+data-parallel training, see localsft/train/distributed.py.
+"""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 from localsft.errors import UserError
 from localsft.train.config import TrainConfig, help_lines
@@ -90,7 +98,7 @@ class _StopSignals:
 
 
 def run(args) -> int:
-    from localsft.train import train
+    from localsft.train import distributed
 
     if args.resume:
         config, out = None, args.resume
@@ -101,8 +109,15 @@ def run(args) -> int:
 
         plan_only(config or TrainConfig.load(f"{out}/config.yaml"), on_event=_Progress())
         return 0
+    if args.hosts:
+        return _run_on_hosts(args, config)
+    group = distributed.init()  # more than one process when started by mlx.launch
     with _StopSignals() as stop:
-        result = train(config, run_dir=out, on_event=_Progress(), stop=stop, resume=bool(args.resume))
+        progress = _Progress() if group.is_main else None
+        result = distributed.train_in_group(group, config, run_dir=out, on_event=progress, stop=stop,
+                                            resume=bool(args.resume))
+    if not group.is_main:
+        return 0  # rank 0 reports the run
     if result.status == "failed":
         raise UserError(result.reason)
     from localsft.run_folder import RunFolder
@@ -111,6 +126,39 @@ def run(args) -> int:
     resume_hint = f"; resume with: localsft train --resume {result.run_dir}" if result.status == "stopped" else ""
     print(f"{result.status}: run in {result.run_dir}, adapters in {adapters}{resume_hint}")
     return 0
+
+
+def _run_on_hosts(args, config: TrainConfig | None) -> int:
+    """Start this command on every host under mlx.launch; Ctrl-C here asks rank 0 for a clean stop."""
+    from localsft.run_folder import RunFolder
+    from localsft.train import distributed
+    from localsft.train.loop import STOP_FILE, new_run_dir
+
+    out = Path(args.resume or args.out or new_run_dir(config)).expanduser().resolve()
+    forwarded = ["--resume", str(out)] if args.resume else [
+        *[item for flag, value in (("--data", args.data), ("--recipe", args.recipe), ("--model", args.model))
+          if value for item in (flag, value)],
+        "--out", str(out), *[item for setting in args.set or [] for item in ("--set", setting)]]
+    command = distributed.launch_command(args.hosts, forwarded, args.port)
+    # its own session: a Ctrl-C in this terminal reaches only us, and we turn it into RUN/STOP
+    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, start_new_session=True)
+    asked = False
+    try:
+        with _StopSignals() as stop:
+            while child.poll() is None:
+                if stop.requested and not asked and out.is_dir():
+                    (out / STOP_FILE).touch()  # rank 0 sees it; every rank stops at the same step
+                    asked = True
+                time.sleep(0.2)
+    except KeyboardInterrupt:  # a second Ctrl-C: end the launcher and every rank now
+        os.killpg(child.pid, signal.SIGTERM)
+        child.wait()
+        raise
+    (out / STOP_FILE).unlink(missing_ok=True)
+    events = RunFolder(out).events() if (out / "events.jsonl").exists() else []
+    if not events:  # rank 0 ran elsewhere (or never started): mlx.launch's status is all there is
+        return child.returncode
+    return 0 if events[-1]["type"] in ("finished", "early_stopped", "stopped") else 1
 
 
 def register(subparsers) -> None:
@@ -124,4 +172,8 @@ def register(subparsers) -> None:
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="show the plan (time, memory) without training")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or interrupted run exactly")
+    parser.add_argument("--hosts", metavar="HOSTFILE",
+                        help="train data-parallel on the machines of an mlx.launch host file (ring backend); "
+                             "rank 0 (the first host) writes the run folder")
+    parser.add_argument("--port", type=int, help="first TCP port of the ring backend with --hosts (default 32323)")
     parser.set_defaults(func=run)

@@ -29,6 +29,7 @@ from localsft.train.batching import Batch, BatchPlan, eval_batches, make_batch, 
 from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint,
                                        save_adapters, save_checkpoint)
 from localsft.train.config import TrainConfig
+from localsft.train.distributed import SINGLE, Group
 from localsft.train.loss import loss_sum
 from localsft.train.plan import MB, calibrate, check_fits, estimate_memory
 from localsft.train.setup import apply_method, build_optimizer, load_splits, prepare_run_data, trainable_count
@@ -56,13 +57,14 @@ def new_run_dir(config: TrainConfig) -> Path:
 
 
 def train(config: TrainConfig | None = None, run_dir: str | Path | None = None, on_event=None, stop=None,
-          resume: bool = False, grad_hook=None) -> TrainResult:
+          resume: bool = False, group: Group | None = None) -> TrainResult:
     """Train as `config` says, in `run_dir` (default: a new folder under the runs store).
 
     on_event(event): called with every event (also written to RUN/events.jsonl).
     stop(): polled after every step; True ends training cleanly with a checkpoint.
     resume: continue the run in `run_dir` from its latest checkpoint (config read from the run).
-    grad_hook(grads) -> grads: e.g. averaging gradients across data-parallel workers.
+    group: the data-parallel process group this process is part of (see train.distributed;
+    use `distributed.train_in_group`, which also sets up the ranks other than 0).
     """
     if resume:
         run = RunFolder.open(run_dir)
@@ -76,7 +78,7 @@ def train(config: TrainConfig | None = None, run_dir: str | Path | None = None, 
     log = ev.EventLog(run.events_path, on_event)
     trainer = None
     try:
-        trainer = _Trainer(config, run, log, stop, resume, grad_hook)
+        trainer = _Trainer(config, run, log, stop, resume, group)
         return trainer.run()
     except UserError as err:
         log.emit(ev.Failed(str(err), trainer.state.step if trainer else 0))
@@ -105,15 +107,17 @@ def plan_only(config: TrainConfig, on_event=None) -> ev.Started:
 
 
 class _Trainer:
-    def __init__(self, config: TrainConfig, run: RunFolder, log: ev.EventLog, stop, resume: bool, grad_hook):
-        self.config, self.run_folder, self.log, self.stop, self.grad_hook = config, run, log, stop, grad_hook
+    def __init__(self, config: TrainConfig, run: RunFolder, log: ev.EventLog, stop, resume: bool,
+                 group: Group | None):
+        self.config, self.run_folder, self.log, self.stop = config, run, log, stop
+        self.group = group or SINGLE
         self.state = TrainState()
         self.loaded = load_model(config.model, config.precision)
         self.model = self.loaded.model
         tokenizer = self.loaded.tokenizer
-        if not resume:
+        if not resume and self.group.is_main:
             prepare_run_data(config, run, tokenizer)
-        train_rows, self.valid_rows = load_splits(config, run)
+        train_rows, self.valid_rows = self.group.from_main(lambda: load_splits(config, run))
         examples = tokenize_examples(train_rows, tokenizer, config.max_seq_len, config.mask_prompt)
         self.valid = tokenize_examples(self.valid_rows, tokenizer, config.max_seq_len, config.mask_prompt)
         self.plan = BatchPlan(examples, config)
@@ -124,6 +128,7 @@ class _Trainer:
         self.optimizer.init(self.model.trainable_parameters())
         if resume and (found := list_checkpoints(run)):
             self.state = load_checkpoint(found[-1], self.model, self.optimizer)
+        self.state = self.group.sync_state(self.model, self.optimizer, self.state)
         self.resumed_from = self.state.step
         self.eval_every = config.eval_every or max(1, math.ceil(self.total_steps / 10))
         self.checkpoint_every = config.checkpoint_every or self.eval_every
@@ -133,7 +138,7 @@ class _Trainer:
 
     # ---- compiled pieces -------------------------------------------------------------------
     def _build_functions(self) -> None:
-        model, optimizer, hook = self.model, self.optimizer, self.grad_hook
+        model, optimizer = self.model, self.optimizer
         packed = self.plan.packed
         value_and_grad = nn.value_and_grad(model, loss_sum)
 
@@ -144,7 +149,7 @@ class _Trainer:
 
         def apply(grads, count):
             grads = tree_map(lambda g: g / mx.maximum(count, 1.0), grads)
-            optimizer.update(model, hook(grads) if hook else grads)
+            optimizer.update(model, grads)
 
         def evaluate(inputs, targets, segments, loss_index, loss_weight):
             return loss_sum(model, inputs, targets, segments if packed else None, loss_index, loss_weight)
@@ -183,7 +188,7 @@ class _Trainer:
         if self.eval_set and self.state.step == 0:
             self._evaluate(sample=False)  # the base model's validation loss, to compare against
         while self.state.step < self.total_steps:
-            if self._stop_requested():
+            if self.group.any(self._stop_requested()):  # every rank stops at the same step
                 return self._stopped()
             started = time.perf_counter()
             loss, tokens = self._train_step()
@@ -203,7 +208,8 @@ class _Trainer:
         if self.state.batch_index >= len(self.plan.epoch(self.state.epoch)):
             self.state.epoch += 1
             self.state.batch_index = 0
-        batch = self.plan.batch(self.state.epoch, self.state.batch_index)
+        rows = self.plan.epoch(self.state.epoch)[self.state.batch_index]
+        batch = self.group.local_batch(self.plan.examples, rows, self.plan.packed, self.config.pack_width)
         self.state.batch_index += 1
         return batch
 
@@ -222,7 +228,10 @@ class _Trainer:
                 total, count = total + part_total, count + part_count
                 grads = tree_map(mx.add, grads, part_grads)
             tokens += batch.tokens
-        mx.eval(total, count, grads)
+        # across data-parallel ranks: sums first, then one division by the global token count
+        total, count, grads, tokens = self.group.sum((total, count, grads, mx.array(tokens, mx.float32)))
+        mx.eval(total, count, grads, tokens)
+        tokens = int(tokens.item())
         loss = total.item() / max(count.item(), 1.0)
         if math.isfinite(loss):
             self.apply(grads, count)
@@ -287,21 +296,23 @@ class _Trainer:
         """Validation loss, best adapter, samples; True when early stopping says stop."""
         self.model.eval()
         total = count = 0.0
-        for batch in self.eval_set:
+        for batch in self.group.shard(self.eval_set):
             part_total, part_count = self.evaluate_fn(*self._arrays(batch))
             total += part_total.item()
             count += part_count.item()
+        total, count = self.group.sum_values(total, count)
         val_loss = total / max(count, 1.0)
         state = self.state
         improved = math.isfinite(val_loss) and (state.best_val_loss is None or val_loss < state.best_val_loss)
         if improved:
             state.best_val_loss, state.best_step, state.evals_since_best = val_loss, state.step, 0
-            save_adapters(self.run_folder.adapters_dir("best"), self.model, self.adapter_conf)
+            if self.group.is_main:
+                save_adapters(self.run_folder.adapters_dir("best"), self.model, self.adapter_conf)
         else:
             state.evals_since_best += 1
         self.log.emit(ev.Eval(step=state.step, val_loss=round(val_loss, 5),
                               best_val_loss=round(state.best_val_loss or val_loss, 5), improved=improved))
-        if sample:
+        if sample and self.group.is_main:
             self._sample()
         self.model.train()
         patience = self.config.early_stopping_patience
@@ -321,6 +332,8 @@ class _Trainer:
         self.log.emit(ev.Sample(step=self.state.step, samples=samples))
 
     def _checkpoint(self) -> Path:
+        if not self.group.is_main:  # one copy of the run: rank 0 writes it
+            return self.run_folder.checkpoints_dir / f"step-{self.state.step}"
         path = save_checkpoint(self.run_folder, self.model, self.optimizer, self.state)
         save_adapters(self.run_folder.adapters_dir("last"), self.model, self.adapter_conf)
         self.log.emit(ev.Checkpoint(step=self.state.step, path=str(path)))
@@ -346,7 +359,8 @@ class _Trainer:
             self.log.emit(ev.EarlyStopped(step=state.step, best_step=state.best_step,
                                           best_val_loss=state.best_val_loss))
         self.log.emit(ev.Finished(step=state.step, best_val_loss=state.best_val_loss,
-                                  adapters=str(self.run_folder.best_adapter()), run_dir=str(self.run_folder.path),
+                                  adapters=str(self.run_folder.best_adapter()) if self.group.is_main else "",
+                                  run_dir=str(self.run_folder.path),
                                   seconds=round(state.elapsed_s, 1)))
         return self._result("early_stopped" if early else "finished")
 
