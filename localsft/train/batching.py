@@ -93,21 +93,26 @@ def tokenize_examples(rows: list[dict], tokenizer, max_seq_len: int, mask_prompt
     return out
 
 
-def _first_fit_decreasing(order: list[int], lengths: list[int], capacity: int) -> list[list[int]]:
-    """Pack example indices (already in the desired order) into rows of `capacity` positions."""
+def _first_fit_decreasing(order: list[int], lengths: list[int], min_width: int) -> list[tuple[int, list[int]]]:
+    """Pack example indices into rows as (width, indices); longest first, each into the first row with room.
+
+    A row is `min_width` wide, or the bucket of its first (longest) example, so the room a
+    long example leaves is filled with short ones.
+    """
     order = sorted(order, key=lambda i: -lengths[i])  # stable: ties keep the shuffled order
-    rows: list[list[int]] = []
+    rows: list[tuple[int, list[int]]] = []
     free: list[int] = []
     for i in order:
         need = lengths[i]
         for r, room in enumerate(free):
             if need <= room:
-                rows[r].append(i)
+                rows[r][1].append(i)
                 free[r] -= need
                 break
         else:
-            rows.append([i])
-            free.append(capacity - need)
+            width = max(min_width, bucket(need))
+            rows.append((width, [i]))
+            free.append(width - need)
     return rows
 
 
@@ -123,11 +128,10 @@ def plan_batches(examples: list[Example], batch_tokens: int, pack_width: int | N
         order.sort(key=lambda i: lengths[i])
         batches = [[[i] for i in order[s:s + batch_size]] for s in range(0, len(order), batch_size)]
     else:
-        groups: dict[int, list[int]] = {}
-        for i in order:
-            groups.setdefault(max(pack_width, bucket(lengths[i])), []).append(i)
-        for width in sorted(groups):
-            rows = _first_fit_decreasing(groups[width], lengths, width)
+        groups: dict[int, list[list[int]]] = {}
+        for width, row in _first_fit_decreasing(order, lengths, pack_width):
+            groups.setdefault(width, []).append(row)
+        for width, rows in sorted(groups.items()):
             if rng is not None:
                 rng.shuffle(rows)
             per_batch = max(1, batch_tokens // width)

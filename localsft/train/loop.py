@@ -251,13 +251,14 @@ class _Trainer:
     def _emit_plan(self) -> ev.Started:
         batches = [make_batch(self.plan.examples, rows, self.plan.packed, self.config.pack_width)
                    for rows in self.plan.epoch(0)]
-        big = max(batches, key=lambda b: b.inputs.size)
+        widest = max(range(len(batches)), key=lambda i: batches[i].inputs.size)
+        big = batches[widest]
         rows, width, positions = big.shape
         backward = len(self.model.layers) if self.config.method == "full" else self.layers
         trainable = trainable_count(self.model)
         needed = estimate_memory(self.model, rows, width, positions, backward, trainable)
         available = check_fits(needed)
-        one_row = make_batch(self.plan.examples, self.plan.epoch(0)[batches.index(big)][:1],
+        one_row = make_batch(self.plan.examples, self.plan.epoch(0)[widest][:1],
                              self.plan.packed, self.config.pack_width)
         base = mx.get_active_memory()
         seconds_per_token, peak = calibrate(self.micro, self._arrays(one_row), one_row.tokens)
