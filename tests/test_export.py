@@ -128,3 +128,43 @@ def test_quantized_base_is_merged_in_full_precision_and_the_card_says_so(tmp_pat
     assert "quantization" not in json.loads((mlx.path / "config.json").read_text())
     assert "trained on a 4-bit copy" in (adapter.path / "README.md").read_text()
     assert str(tmp_path) not in (mlx.path / "README.md").read_text().split("## How to use")[0]
+
+
+def test_card_has_the_eval_table_but_not_the_eval_answers(tiny_run):
+    eval_json = {"run": "run", "data": "data/test.jsonl", "examples": 3, "retention": 0.98,
+                 "base": {"loss": 2.5, "exact_match": 0.0, "chrf": None},
+                 "tuned": {"loss": 1.25, "exact_match": 0.67, "chrf": 41.5},
+                 "format_check": None, "items": [{"prompt": "SECRET PROMPT", "tuned": "SECRET ANSWER"}],
+                 "probes": [{"question": "SECRET QUESTION", "base": True, "tuned": True}]}
+    (tiny_run / "eval.json").write_text(json.dumps(eval_json))
+    (result,) = export_run(tiny_run, "adapter")
+    card = (result.path / "README.md").read_text()
+    assert "| metric | base | tuned |" in card and "| loss | 2.5 | 1.25 |" in card
+    assert "| exact_match | 0 | 0.67 |" in card and "| chrf |  | 41.5 |" in card and "examples: 3, retention: 0.98" in card
+    assert "SECRET" not in card
+
+
+def test_dora_adapter_is_fused_and_peft_says_it_cannot(tiny_model_dir, tmp_path):
+    run = make_run(tmp_path / "run", tiny_model_dir, fine_tune_type="dora")
+    adapter, mlx = export_run(run, "adapter,mlx")
+    assert mlx.check.passed and mlx.check.max_abs_diff < 1e-4 and mlx.check.adapter_effect > 0.05
+    with pytest.raises(UserError, match="PEFT export handles LoRA adapters"):
+        export_run(run, "peft")
+
+
+def test_full_fine_tune_exports_its_weights(tiny_model_dir, tmp_path):
+    import mlx_lm
+    from mlx.utils import tree_flatten
+
+    run = make_run(tmp_path / "run", tiny_model_dir)
+    model, _ = mlx_lm.load(str(tiny_model_dir))
+    mx.random.seed(3)
+    weights = {k: v + 0.05 * mx.random.normal(v.shape) for k, v in tree_flatten(model.parameters())}
+    best = run / "adapters" / "best"
+    mx.save_safetensors(str(best / "adapters.safetensors"), weights)
+    (best / "adapter_config.json").write_text(json.dumps({"fine_tune_type": "full", "num_layers": 2,
+                                                         "lora_parameters": {"rank": 4, "scale": 8.0}}))
+    mlx, hf = export_run(run, "mlx,hf")
+    assert mlx.check.passed and mlx.check.max_abs_diff < 1e-4 and mlx.check.adapter_effect > 0.05
+    saved = mx.load(str(hf.path / "model.safetensors"))
+    assert mx.allclose(saved["model.layers.0.mlp.up_proj.weight"], weights["model.layers.0.mlp.up_proj.weight"]).item()

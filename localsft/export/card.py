@@ -66,17 +66,19 @@ def _read_json(path: Path):
 
 
 def eval_table(results) -> str:
-    """Markdown table of `localsft eval` results: metrics x models when it has one dict per model."""
-    if not isinstance(results, dict):
+    """Markdown table of `localsft eval` results (eval.json): base vs tuned scores, numbers only.
+
+    The per-example answers eval.json also holds are data and never go into a card.
+    """
+    if not isinstance(results, dict) or not all(isinstance(results.get(k), dict) for k in ("base", "tuned")):
         return ""
-    models = {k: dict(_flatten(v, numbers_only=True)) for k, v in results.items() if isinstance(v, dict)}
-    models = {k: v for k, v in models.items() if v}
-    if len(models) >= 2:
-        metrics = sorted({m for v in models.values() for m in v})
-        rows = [(m, *(v.get(m, "") for v in models.values())) for m in metrics]
-        return _table(("metric", *models), rows)
-    rows = _flatten(results, numbers_only=True)
-    return _table(("metric", "value"), rows) if rows else ""
+    sides = {k: dict(_flatten(results[k], numbers_only=True)) for k in ("base", "tuned")}
+    metrics = list(dict.fromkeys([*sides["tuned"], *sides["base"]]))
+    if not metrics:
+        return ""
+    table = _table(("metric", "base", "tuned"), [(m, sides["base"].get(m, ""), sides["tuned"].get(m, "")) for m in metrics])
+    notes = [f"{k}: {_fmt(results[k])}" for k in ("examples", "retention") if isinstance(results.get(k), (int, float))]
+    return table + ("\n\n" + ", ".join(notes) if notes else "")
 
 
 def usage(fmt: str, out: Path, tuned: Tuned, gguf_name: str = "model.gguf") -> str:
