@@ -110,8 +110,9 @@ def test_push_uploads_every_file_intact_and_never_writes_the_token(fake_hub, tin
     assert _files_containing(tiny_run, TOKEN.encode()) == []
 
 
-def test_push_of_a_merged_format_uploads_the_model_card(fake_hub, tiny_run):
-    result = push_run(tiny_run, "alice/tuned-gguf", fmt="gguf")
+def test_push_of_a_merged_format_uploads_the_model_card(fake_hub, tiny_run, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN")  # the token given in the call (the app's password field) is used
+    result = push_run(tiny_run, "alice/tuned-gguf", fmt="gguf", token=TOKEN)
     assert result.commit_url.endswith("/alice/tuned-gguf/commit/" + "a" * 40)
     assert "ollama create" in fake_hub.files["README.md"].decode()
     gguf = [name for name in fake_hub.files if name.endswith(".gguf")]

@@ -74,8 +74,12 @@ def _export_folder(run: RunFolder, fmt: str, on_progress: Callable[[str], None])
 
 
 def push_run(run_dir: str | Path, repo: str, fmt: str = "adapter", private: bool = False,
-             on_progress: Callable[[str], None] | None = None) -> PushResult:
-    """Create `repo` (if needed) and upload the run's `fmt` export folder to it in one commit."""
+             on_progress: Callable[[str], None] | None = None, token: str | None = None) -> PushResult:
+    """Create `repo` (if needed) and upload the run's `fmt` export folder to it in one commit.
+
+    token: a Hub token held only in memory for this call (the UI's password field);
+    None: huggingface_hub's own (HF_TOKEN or the login cache).
+    """
     from huggingface_hub import HfApi, get_token
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
@@ -86,11 +90,11 @@ def push_run(run_dir: str | Path, repo: str, fmt: str = "adapter", private: bool
         raise UserError(f"--repo must look like USER/NAME (got {repo!r}).")
     run = RunFolder.open(run_dir)
     folder = _export_folder(run, fmt, say)
-    if not get_token():
+    if not (token or get_token()):
         raise UserError("No Hugging Face token: set HF_TOKEN or run `hf auth login` first.")
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     size = sum((folder / f).stat().st_size for f in files)
-    api = HfApi(endpoint=_endpoint())
+    api = HfApi(endpoint=_endpoint(), token=token or None)
     try:
         say(f"creating {repo} on {_endpoint()}{' (private)' if private else ''}")
         repo_url = api.create_repo(repo, private=private, exist_ok=True, repo_type="model")
