@@ -32,6 +32,20 @@ def _batch_cache(model: nn.Module, left_padding: list[int]) -> list:
     return cache
 
 
+def _fill_cache(model: nn.Module, tokens: mx.array, cache: list) -> None:
+    """Run prompt tokens through the model only to fill the cache.
+
+    Their logits are not needed, so where the model exposes its transformer body (mlx-lm
+    models call it `model.model`) the LM head is skipped: for a 49k vocabulary that is
+    about a fifth of the prompt's compute.
+    """
+    body = getattr(model, "model", None)
+    run = body if isinstance(body, nn.Module) else model
+    for start in range(0, tokens.shape[1], PREFILL_STEP):
+        run(tokens[:, start:start + PREFILL_STEP], cache=cache)
+        mx.eval([c.state for c in cache])
+
+
 def _sampler(settings: SamplingSettings):
     from mlx_lm.sample_utils import make_sampler
 
@@ -65,11 +79,8 @@ def decode_tokens(model: nn.Module, prompts: list[list[int]], eos_ids: set[int],
     width = max(len(p) for p in prompts)
     cache = _batch_cache(model, [width - len(p) for p in prompts])
     tokens = mx.array([[0] * (width - len(p)) + list(p) for p in prompts])
-    while tokens.shape[1] > PREFILL_STEP:
-        model(tokens[:, :PREFILL_STEP], cache=cache)
-        mx.eval([c.state for c in cache])
-        tokens = tokens[:, PREFILL_STEP:]
-    y = sample(model(tokens, cache=cache)[:, -1, :])
+    _fill_cache(model, tokens[:, :-1], cache)
+    y = sample(model(tokens[:, -1:], cache=cache)[:, -1, :])
     mx.async_eval(y)
     counts = [0] * len(prompts)
     while rows:

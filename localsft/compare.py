@@ -44,12 +44,16 @@ def answer_sides(switchable: SwitchableModel, messages: list[dict],
     return answers
 
 
-def answer_many(switchable: SwitchableModel, conversations: list[list[dict]], side: str,
+def answer_many(switchable: SwitchableModel, conversations: list[list[dict]], sides: str | list[str],
                 settings: SamplingSettings | None = None, batch_size: int = 16) -> list[str]:
-    """One side's answers to many conversations, decoded in batches (used by eval)."""
+    """Answers to many conversations, decoded in batches (used by eval).
+
+    sides: "base" or "tuned" for all, or one side per conversation (mixed rows share batches).
+    """
+    sides = [sides] * len(conversations) if isinstance(sides, str) else list(sides)
     prompts = [chat_prompt(switchable.tokenizer, messages) for messages in conversations]
     return answer_all(switchable.model, switchable.tokenizer, prompts, settings, switchable.switch,
-                      [side == "tuned"] * len(prompts), batch_size)
+                      [side == "tuned" for side in sides], batch_size)
 
 
 class CompareChat:

@@ -12,6 +12,7 @@ shipped probe set, and writes RUN/eval.json and RUN/eval.md.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -28,7 +29,7 @@ from localsft.errors import UserError
 from localsft.generate import SamplingSettings
 from localsft.run_folder import RunFolder, atomic_write_text
 
-PROBE_MAX_TOKENS = 48
+PROBE_MAX_TOKENS = 32  # facts come first; longer answers only cost time
 LOSS_TOKENS_PER_BATCH = 2048  # bounds the (tokens x vocabulary) logits held at once
 
 
@@ -37,7 +38,7 @@ class EvalProgress:
     """Event: `done` of `total` items finished in `stage` ("loss", "answers", "probes")."""
 
     stage: str
-    side: str
+    side: str  # "base", "tuned" or "both"
     done: int
     total: int
 
@@ -148,11 +149,12 @@ def _rate(flags: list[bool]) -> float | None:
 def evaluate_run(run: RunFolder | str | Path, data: str | Path | None = None,
                  settings: SamplingSettings | None = None, probes: bool = True,
                  on_event: Callable[[EvalProgress], None] | None = None,
-                 switchable: SwitchableModel | None = None) -> EvalReport:
+                 switchable: SwitchableModel | None = None, probe_limit: int | None = None) -> EvalReport:
     """Evaluate a run's base and tuned models on held-out data; write eval.json and eval.md.
 
     data: a JSONL file instead of the run's data/test.jsonl. settings: decoding settings
     (default greedy, 256 new tokens). switchable: an already loaded model to reuse.
+    probe_limit: ask only this many probe questions (spread over the categories).
     """
     from localsft.eval_report import render_markdown
 
@@ -165,16 +167,14 @@ def evaluate_run(run: RunFolder | str | Path, data: str | Path | None = None,
     check_spec = run.config_dict().get("format_check")
     check = metrics.format_checker(check_spec)
 
-    pairs = [(ex, split) for ex in examples if (split := split_prompt(ex))]
-    prompts = [messages for _, (messages, _) in pairs]
-    references = [reference for _, (_, reference) in pairs]
-    scores, answers = {}, {}
+    pairs = [split for ex in examples if (split := split_prompt(ex))]
+    prompts = [messages for messages, _ in pairs]
+    references = [reference for _, reference in pairs]
+    answers = both_sides(switchable, prompts, settings, "answers", emit)
+    scores = {}
     for side in SIDES:
         emit(EvalProgress("loss", side, 0, len(examples)))
         loss = held_out_loss(switchable, examples, tuned=side == "tuned")
-        emit(EvalProgress("answers", side, 0, len(prompts)))
-        answers[side] = answer_many(switchable, prompts, side, settings)
-        emit(EvalProgress("answers", side, len(prompts), len(prompts)))
         scores[side] = SideScores(
             loss=loss, perplexity=metrics.perplexity(loss),
             exact_match=_rate([metrics.exact_match(a, r) for a, r in zip(answers[side], references)]),
@@ -185,7 +185,7 @@ def evaluate_run(run: RunFolder | str | Path, data: str | Path | None = None,
               **{side: answers[side][i] for side in SIDES},
               **{f"{side}_chrf": metrics.sentence_chrf(answers[side][i], reference) for side in SIDES}}
              for i, (prompt, reference) in enumerate(zip(prompts, references))]
-    probe_rows = run_probes(switchable, scores, emit) if probes else []
+    probe_rows = run_probes(switchable, scores, emit, probe_limit) if probes else []
     base_acc, tuned_acc = scores["base"].probe_accuracy, scores["tuned"].probe_accuracy
     retention = tuned_acc / base_acc if base_acc else None
     report = EvalReport(run.name, str(data_path), len(examples), scores["base"], scores["tuned"],
@@ -195,19 +195,29 @@ def evaluate_run(run: RunFolder | str | Path, data: str | Path | None = None,
     return report
 
 
+def both_sides(switchable: SwitchableModel, conversations: list[list[dict]], settings: SamplingSettings,
+               stage: str, emit: Callable[[EvalProgress], None]) -> dict[str, list[str]]:
+    """Base and tuned answers to every conversation, decoded together in shared batches."""
+    emit(EvalProgress(stage, "both", 0, 2 * len(conversations)))
+    rows = answer_many(switchable, conversations * 2, ["base"] * len(conversations) + ["tuned"] * len(conversations),
+                       settings)
+    emit(EvalProgress(stage, "both", len(rows), len(rows)))
+    return {"base": rows[:len(conversations)], "tuned": rows[len(conversations):]}
+
+
 def run_probes(switchable: SwitchableModel, scores: dict[str, SideScores],
-               emit: Callable[[EvalProgress], None]) -> list[dict]:
+               emit: Callable[[EvalProgress], None], limit: int | None = None) -> list[dict]:
     """Ask both sides the probe questions (greedy); fill in probe_accuracy; return per-probe rows."""
     probes = load_probes()
+    if limit and limit < len(probes):
+        probes = probes[::math.ceil(len(probes) / limit)][:limit]
     conversations = [[{"role": "user", "content": probe["question"]}] for probe in probes]
     settings = SamplingSettings(max_tokens=PROBE_MAX_TOKENS, temperature=0.0)
+    answers = both_sides(switchable, conversations, settings, "probes", emit)
     rows = [dict(probe) for probe in probes]
     for side in SIDES:
-        emit(EvalProgress("probes", side, 0, len(probes)))
-        answers = answer_many(switchable, conversations, side, settings)
-        for row, answer in zip(rows, answers):
+        for row, answer in zip(rows, answers[side]):
             row[side] = answer
             row[f"{side}_correct"] = metrics.probe_correct(answer, row["answers"])
         scores[side].probe_accuracy = _rate([row[f"{side}_correct"] for row in rows])
-        emit(EvalProgress("probes", side, len(probes), len(probes)))
     return rows

@@ -39,38 +39,49 @@ def sentence_chrf(prediction: str, reference: str) -> float:
     return float(CHRF().sentence_score(prediction, [reference]).score)
 
 
+def _regex_check(pattern_text: str) -> Callable[[str], bool]:
+    try:
+        pattern = re.compile(pattern_text, re.DOTALL)
+    except re.error as err:
+        raise UserError(f"The recipe's format_check regex is invalid: {err}") from None
+    return lambda text: pattern.fullmatch(text.strip()) is not None
+
+
+def _json_schema_check(schema: dict) -> Callable[[str], bool]:
+    import jsonschema
+
+    try:
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as err:
+        raise UserError(f"The recipe's format_check JSON schema is invalid: {err.message}") from None
+
+    def is_valid(text: str) -> bool:
+        try:
+            return validator.is_valid(json.loads(text.strip()))
+        except json.JSONDecodeError:
+            return False
+
+    return is_valid
+
+
 def format_checker(spec: dict | None) -> Callable[[str], bool] | None:
     """A function telling whether an answer has the recipe's format, or None without a check.
 
-    spec: {"regex": PATTERN} (the whole trimmed answer must match) or
-    {"json_schema": SCHEMA} (the trimmed answer must be JSON valid against the schema).
+    spec: {"regex": PATTERN} (the whole trimmed answer must match) and/or
+    {"json_schema": SCHEMA} (the trimmed answer must be JSON valid against the schema);
+    with both, an answer must pass both.
     """
     if not spec:
         return None
+    checks = []
     if "regex" in spec:
-        try:
-            pattern = re.compile(spec["regex"], re.DOTALL)
-        except re.error as err:
-            raise UserError(f"The recipe's format_check regex is invalid: {err}") from None
-        return lambda text: pattern.fullmatch(text.strip()) is not None
+        checks.append(_regex_check(spec["regex"]))
     if "json_schema" in spec:
-        import jsonschema
-
-        schema = spec["json_schema"]
-        try:
-            validator = jsonschema.validators.validator_for(schema)(schema)
-            validator.check_schema(schema)
-        except jsonschema.SchemaError as err:
-            raise UserError(f"The recipe's format_check JSON schema is invalid: {err.message}") from None
-
-        def is_valid(text: str) -> bool:
-            try:
-                return validator.is_valid(json.loads(text.strip()))
-            except json.JSONDecodeError:
-                return False
-
-        return is_valid
-    raise UserError("format_check needs a 'regex' or a 'json_schema' key.")
+        checks.append(_json_schema_check(spec["json_schema"]))
+    if not checks:
+        raise UserError("format_check needs a 'regex' or a 'json_schema' key.")
+    return lambda text: all(check(text) for check in checks)
 
 
 def _words(text: str) -> str:

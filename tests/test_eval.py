@@ -108,3 +108,9 @@ def test_chat_cli_compare_shows_both_answers_under_labels(tiny_run, capsys, monk
     assert out.count("[base model]") == 2 and out.count("[tuned model]") == 2
     assert out.index("[base model]") < out.index("[tuned model]")
     assert "(conversation cleared)" in out
+
+
+def test_a_probe_limit_spreads_over_the_categories(tiny_run, switchable):
+    report = evaluate_run(tiny_run, settings=SHORT, switchable=switchable, probe_limit=10)
+    assert len(report.probes) == 10
+    assert len({row["category"] for row in report.probes}) == 5

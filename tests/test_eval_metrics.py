@@ -77,3 +77,10 @@ def test_probe_set_is_broad_and_well_formed():
     assert categories == {"geography", "science", "arithmetic", "language", "common sense"}
     assert all(p["question"].strip() and p["answers"] for p in probes)
     assert len({p["question"] for p in probes}) == len(probes)
+
+
+def test_a_check_with_regex_and_schema_needs_both():
+    check = metrics.format_checker({"regex": r"\{.*\}", "json_schema": {"type": "object", "required": ["a"]}})
+    assert check('{"a": 1}')
+    assert not check('{"b": 1}')  # matches the regex, fails the schema
+    assert not check('[{"a": 1}]')  # valid JSON, but no match for the regex

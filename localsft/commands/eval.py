@@ -15,7 +15,7 @@ from localsft.run_folder import RunFolder
 
 def _progress(event: EvalProgress) -> None:
     if event.done == 0:
-        print(f"[{event.stage}: {event.side} model, {event.total} items]", file=sys.stderr)
+        print(f"[{event.stage} ({event.side}): {event.total} to do]", file=sys.stderr)
 
 
 def _fmt(value, spec: str) -> str:
