@@ -108,13 +108,15 @@ def make_probes(data_dir: Path) -> list[Probe]:
 
 
 def probe_logits(model: nn.Module, token_ids: list[list[int]]) -> list[mx.array]:
-    """Logits (positions x vocab, fp32) of each token sequence."""
-    out = []
-    for ids in token_ids:
-        logits = model(mx.array([ids]))[0].astype(mx.float32)
-        mx.eval(logits)
-        out.append(logits)
-    return out
+    """Logits (positions x vocab, fp32) of each token sequence, computed as one right-padded batch.
+
+    Attention is causal, so padding after a sequence does not change its positions' logits.
+    """
+    width = max(len(ids) for ids in token_ids)
+    batch = mx.array([ids + [0] * (width - len(ids)) for ids in token_ids])
+    logits = model(batch).astype(mx.float32)
+    mx.eval(logits)
+    return [logits[row, :len(ids)] for row, ids in enumerate(token_ids)]
 
 
 def compare(fmt: str, logits: list[mx.array], tuned: list[mx.array], base: list[mx.array],
