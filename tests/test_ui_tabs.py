@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -141,5 +142,16 @@ def test_export_peft_gives_a_download(run_name):
     files, notes = export_tab.export(run_name, ["peft"], "none")
     assert len(files) == 1 and files[0].endswith("peft.zip") and Path(files[0]).is_file()
     assert Path(files[0]).is_relative_to(paths.home()) and "peft" in notes
-    with pytest.raises(gr.Error, match="your-name/model-name"):
-        export_tab.push(run_name, "peft", "no-slash", "hf_x", True)
+    with pytest.raises(gr.Error, match="USER/NAME"):
+        export_tab.push(run_name, "peft", "no-slash", "hf_secret", True)
+
+
+def test_hub_token_is_used_for_one_push_only(run_name, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(gr.Error) as err:
+        export_tab.push(run_name, "adapter", "me/tuned", "hf_secret_123", True)
+    assert "offline" in err.value.message and "hf_secret_123" not in err.value.message
+    assert "HF_TOKEN" not in os.environ
+    assert not any("hf_secret_123" in p.read_text(errors="ignore")
+                   for p in paths.home().rglob("*") if p.is_file() and p.stat().st_size < 1 << 20)

@@ -167,7 +167,8 @@ def build() -> SimpleNamespace:
         session = gr.State(None)
         with gr.Row():
             run = gr.Dropdown(label="Run", choices=finished_run_choices(), elem_id="compare-run", scale=3)
-            max_tokens = gr.Slider(16, 512, value=96, step=16, label="Max answer tokens", scale=2)
+            max_tokens = gr.Slider(16, 512, value=96, step=16, label="Max answer tokens", scale=2,
+                                   elem_id="compare-max-tokens")
             temperature = gr.Slider(0, 1.5, value=0, step=0.1, label="Temperature (0: always the same)", scale=2)
         with gr.Row():
             base = gr.Chatbot(label="Base model", elem_id="chat-base", height=360)

@@ -6,7 +6,10 @@ cleared: it is never saved or logged.
 
 from __future__ import annotations
 
+import os
 import shutil
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -58,39 +61,49 @@ def export(run: str | None, formats: list[str], quantize: str, progress=gr.Progr
     return downloads, "\n\n".join(notes)
 
 
-def _push_folder(folder: Path, repo_id: str, token: str, private: bool) -> str:
-    """Upload an export folder to a Hub repo (created if needed); returns its address."""
-    from huggingface_hub import HfApi
+_token_lock = threading.Lock()
 
-    api = HfApi(token=token)
-    api.create_repo(repo_id, private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, commit_message="Upload from localsft")
-    return f"https://huggingface.co/{repo_id}"
+
+@contextmanager
+def hub_token(token: str | None):
+    """Make a typed token visible to huggingface_hub for one push, then remove it again.
+
+    localsft.export.push reads the token from the environment (HF_TOKEN or the login
+    cache); the lock keeps two sessions from pushing with each other's token.
+    """
+    token = (token or "").strip()
+    if not token:
+        yield
+        return
+    with _token_lock:
+        before = os.environ.get("HF_TOKEN")
+        os.environ["HF_TOKEN"] = token
+        try:
+            yield
+        finally:
+            if before is None:
+                os.environ.pop("HF_TOKEN", None)
+            else:
+                os.environ["HF_TOKEN"] = before
 
 
 @plain_errors
 def push(run: str | None, fmt: str, repo_id: str, token: str, private: bool, progress=gr.Progress()):
-    """Push one exported format; the token is used for this call only and the field is cleared."""
+    """Push one export (made first if missing); the token field is cleared afterwards, never saved."""
+    from localsft.export.push import push_run
+
     if not run:
         raise UserError("Choose a trained run first.")
-    folder = jobs.find_run(run).exports_dir(fmt)
-    if not folder.is_dir():
-        raise UserError(f"Export the {fmt} format first; there is nothing in {folder}.")
-    if "/" not in (repo_id or ""):
-        raise UserError("The Hub repository must look like your-name/model-name.")
-    if not (token or "").strip():
-        raise UserError("Paste a Hugging Face token with write access (it is not saved).")
-    progress(0.2, desc=f"Uploading to {repo_id}…")
-    try:
-        url = _push_folder(folder, repo_id.strip(), token.strip(), private)
-    except Exception as err:  # network and permission errors, without echoing the request (or the token)
-        raise UserError(f"The upload to {repo_id} failed: {type(err).__name__}. Check the token's write "
-                        f"access and your internet connection.") from None
-    return "", f"Pushed to [{repo_id}]({url})."
+    folder = jobs.find_run(run).path
+    with hub_token(token):
+        result = push_run(folder, (repo_id or "").strip(), fmt=fmt, private=private,
+                          on_progress=lambda msg: progress(0.5, desc=msg))
+    return "", f"Pushed {len(result.files)} files to [{repo_id}]({result.repo_url})."
 
 
 def build() -> SimpleNamespace:
     from localsft.export import FORMATS
+    from localsft.export.push import PUSHABLE
 
     with gr.Tab("Export", id="export"):
         with gr.Row():
@@ -103,10 +116,11 @@ def build() -> SimpleNamespace:
         notes = gr.Markdown()
         with gr.Accordion("Push to the Hugging Face Hub", open=False):
             with gr.Row():
-                push_fmt = gr.Dropdown(list(FORMATS), value="peft", label="Format")
+                push_fmt = gr.Dropdown(list(PUSHABLE), value="adapter", label="Format")
                 repo = gr.Textbox(label="Repository", placeholder="your-name/my-tuned-model")
                 private = gr.Checkbox(label="Private", value=True)
-            token = gr.Textbox(label="Hugging Face token (used once, never saved)", type="password")
+            token = gr.Textbox(label="Hugging Face token (used for this push only, never saved; "
+                                     "leave empty to use HF_TOKEN or `hf auth login`)", type="password")
             push_btn = gr.Button("Push")
             push_note = gr.Markdown()
 

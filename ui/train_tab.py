@@ -60,10 +60,11 @@ def recipe_info(name: str | None) -> str:
 
 
 def overrides(epochs, iters, learning_rate, lora_rank, max_seq_len, extra: str) -> list[str]:
-    """The advanced settings as `key=value` items for `--set` (blank fields keep the recipe's)."""
+    """The advanced settings as `key=value` items for `--set`; blank or 0 keeps the recipe's value
+    (the browser sends an emptied number field as 0, and none of these can be 0)."""
     items = [f"{key}={value:g}" for key, value in (("epochs", epochs), ("iters", iters),
                                                   ("learning_rate", learning_rate), ("lora_rank", lora_rank),
-                                                  ("max_seq_len", max_seq_len)) if value not in (None, "")]
+                                                  ("max_seq_len", max_seq_len)) if value]
     for line in (extra or "").splitlines():
         if line.strip():
             if "=" not in line:
@@ -92,21 +93,34 @@ def add_model(source: str, gguf_file: str | None, progress=gr.Progress()):
 
 def data_label(data_file: str | None) -> str:
     if not data_file:
-        return "**Examples:** none yet. Upload or pick them in the **Data** tab."
+        return "**Examples:** none chosen yet: pick them in the **Data** tab (task recipes bring their own)."
     return f"**Examples:** `{Path(data_file).name}`"
+
+
+def training_data(data_file: str | None, recipe: str | None) -> str:
+    """The examples chosen in the Data tab, else the task recipe's own example set."""
+    if data_file:
+        return data_file
+    if recipe:
+        from localsft.recipes import load_recipe
+
+        data = load_recipe(recipe).train_config().data
+        if data:
+            return data
+    raise UserError("Choose the examples to train on first (Data tab), or pick a task recipe that has its own.")
 
 
 @plain_errors
 def show_plan(data_file, model, recipe, *advanced, progress=gr.Progress()):
-    if not data_file:
-        raise UserError("Choose the examples to train on first (Data tab).")
+    data = training_data(data_file, recipe)
     progress(0.2, desc="Loading the model and measuring this machine's speed…")
-    return "```\n" + jobs.dry_run(data_file, recipe=recipe, model=model, overrides=overrides(*advanced)) + "\n```"
+    return "```\n" + jobs.dry_run(data, recipe=recipe, model=model, overrides=overrides(*advanced)) + "\n```"
 
 
 @plain_errors
 def start(data_file, model, recipe, *advanced):
-    job = jobs.start_training(data_file, recipe=recipe or None, model=model, overrides=overrides(*advanced))
+    data = training_data(data_file, recipe)
+    job = jobs.start_training(data, recipe=recipe or None, model=model, overrides=overrides(*advanced))
     return str(job.run_dir), f"Started run **{job.name}**."
 
 
@@ -136,13 +150,14 @@ def _duration(seconds: float | None) -> str:
 
 def progress_html(p: jobs.Progress) -> str:
     words = STATUS_WORDS.get(p.status, p.status)
-    detail = f"Step {p.step} of {p.steps or '?'}"
+    detail = f"Step {p.step} of {p.steps}" if p.steps else ""
     if p.status == "running":
         detail += f" · about {_duration(p.eta_s)} left"
         if p.tokens_per_s:
             detail += f" · {p.tokens_per_s:.0f} tokens/s"
     if p.best_val_loss is not None:
         detail += f" · best validation loss {p.best_val_loss:.4f}"
+    detail = detail.removeprefix(" · ")
     message = f"<div>{html.escape(p.message)}</div>" if p.message else ""
     return (f'<div id="train-progress" data-status="{p.status}"><b>{html.escape(p.run_dir.name)}</b>: '
             f'{words}<br><progress value="{p.step}" max="{max(p.steps, 1)}" style="width:100%"></progress>'

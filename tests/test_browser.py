@@ -1,0 +1,151 @@
+"""The whole studio flow in real headless Chromium (Playwright), on the real default model.
+
+Starts `localsft ui` in a child process with its own home folder, then: upload a recipe's
+CSV and see the report, train the default model for a few steps and watch loss points
+appear, chat side by side, vote once, export a PEFT adapter and see its download link.
+A screenshot of every tab lands in artifacts/ (git-ignored).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# A short run: quick-test recipe, 3 steps of small packed batches; no validation split (validating
+# is what takes longest here; the validation curve is covered by tests/test_ui_tabs.py).
+TRAINING = {"#train-iters input": "3",
+            "#train-extra textarea": "max_seq_len=160\nbatch_tokens=320\npack_width=160\nvalid_fraction=0\n"
+                                     "sample_prompts=0"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(localsft_home):
+    port = free_port()
+    env = {**os.environ, "LOCALSFT_HOME": str(localsft_home), "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = open(localsft_home / "ui.log", "wb")
+    child = subprocess.Popen([sys.executable, "-m", "localsft", "ui", "--port", str(port)], cwd=ROOT, env=env,
+                             stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                if child.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError("the app did not start:\n" + (localsft_home / "ui.log").read_text())
+                time.sleep(0.5)
+        yield url
+    finally:
+        child.terminate()
+        child.wait(30)
+        log.close()
+
+
+@pytest.fixture
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: bash .ci/setup --test installs it")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.set_default_timeout(120_000)
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def open_tab(page, name: str) -> None:
+    page.get_by_role("tab", name=name, exact=True).click()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"studio-{name}.png"), full_page=True)
+
+
+def test_studio_flow(page):
+    try:
+        walk_through(page)
+    except BaseException:
+        shot(page, "failure")
+        raise
+
+
+def walk_through(page):
+    from playwright.sync_api import expect
+
+    # Data: upload a recipe's CSV, see the report and the preview.
+    page.locator("#data-upload input[type=file]").set_input_files(str(ROOT / "recipes/data/brand_voice.csv"))
+    expect(page.locator("#data-summary")).to_contain_text("220 kept", timeout=120_000)
+    expect(page.locator("#data-preview")).to_contain_text("Ridgeline")
+    shot(page, "data")
+
+    # Train: the quick-test recipe, a few steps; loss points appear; it finishes.
+    open_tab(page, "Train")
+    page.locator("#train-recipe input").click()
+    page.get_by_role("option", name="quick-test", exact=False).click()
+    page.get_by_text("Advanced settings").click()
+    for selector, value in TRAINING.items():
+        page.locator(selector).fill(value)
+    page.locator("#train-start").click()
+    expect(page.locator("#train-message")).to_contain_text("Started run")
+    expect(page.locator("#train-status")).to_contain_text(re.compile("Step [1-3] of 3|Failed"), timeout=180_000)
+    assert "Failed" not in page.locator("#train-status").inner_text()
+    expect(page.locator("#train-progress")).to_have_attribute("data-status", "finished", timeout=180_000)
+    expect(page.locator("#loss-chart")).to_contain_text(re.compile(r"step.*\d\.\d{3}"))  # the points' values
+    shot(page, "train")
+
+    # Compare: a side-by-side answer from each model, then one blind vote.
+    open_tab(page, "Compare")
+    expect(page.locator("#compare-run input")).not_to_have_value("", timeout=30_000)
+    page.locator("#compare-max-tokens input[type=number]").fill("16")
+    page.locator("#compare-max-tokens input[type=number]").press("Enter")
+    page.locator("#chat-input textarea").fill("Write a tagline for our new trail shoes.")
+    page.locator("#chat-send").click()
+    for pane in ("#chat-base", "#chat-tuned"):
+        expect(page.locator(f"{pane} .bot").first).not_to_be_empty(timeout=120_000)
+    page.locator("#ab-new").click()
+    expect(page.locator("#vote-a")).to_be_enabled(timeout=120_000)
+    page.locator("#vote-a").click()
+    expect(page.locator("#ab-tally")).to_contain_text("of 1 votes")
+    shot(page, "compare")
+
+    # Export: a PEFT adapter, with its download link.
+    open_tab(page, "Export")
+    expect(page.locator("#export-run input")).not_to_have_value("", timeout=30_000)
+    page.locator("#export-go").click()
+    link = page.locator('#export-files a[href$="peft.zip"]')
+    expect(link).to_be_visible(timeout=180_000)
+    download = page.request.get(link.get_attribute("href"))
+    assert download.ok and download.body()[:2] == b"PK"  # a real zip
+    shot(page, "export")
+
+    # Runs: the run is listed as finished.
+    open_tab(page, "Runs")
+    expect(page.locator("#runs-table")).to_contain_text("finished")
+    shot(page, "runs")
