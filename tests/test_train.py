@@ -162,3 +162,10 @@ def test_nan_loss_fails_plainly_and_keeps_the_last_good_checkpoint(tiny_model_di
 def test_a_run_that_cannot_fit_is_refused():
     with pytest.raises(UserError, match="memory"):
         check_fits(10**15)
+
+
+def test_resume_of_a_run_killed_before_its_data_was_prepared(tiny_model_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    tiny_config(tiny_model_dir, make_data(tmp_path / "data"), epochs=1).save(run_dir / "config.yaml")
+    assert train(run_dir=run_dir, resume=True).status == "finished"

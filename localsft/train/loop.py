@@ -115,7 +115,7 @@ class _Trainer:
         self.loaded = load_model(config.model, config.precision)
         self.model = self.loaded.model
         tokenizer = self.loaded.tokenizer
-        if not resume and self.group.is_main:
+        if self.group.is_main and not (resume and (run.data_dir / "train.jsonl").exists()):
             prepare_run_data(config, run, tokenizer)
         train_rows, self.valid_rows = self.group.from_main(lambda: load_splits(config, run))
         examples = tokenize_examples(train_rows, tokenizer, config.max_seq_len, config.mask_prompt)
