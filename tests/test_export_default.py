@@ -1,5 +1,6 @@
 """End to end on the real default model (SmolLM2-135M-Instruct): peft, hf and gguf exports
-loaded by transformers (+ peft) on torch CPU give the logits MLX gives with the adapter on the base.
+loaded by transformers (+ peft) on torch CPU give the logits MLX gives with the adapter on the base,
+and the mlx export answers like the adapter on the base in mlx-lm.
 
 One export (fp32, so the comparison can be tight) is shared by the tests of this module.
 """
@@ -25,7 +26,7 @@ def exported(default_model_dir, tmp_path_factory):
     """(run, {format: result}, probe ids, MLX adapter-on-base logits) for a rank-8 LoRA on 8 layers."""
     root = tmp_path_factory.mktemp("default-export")
     run = make_run(root / "run", default_model_dir, num_layers=8, rank=8, scale=20.0, strength=0.02)
-    results = export_run(run, "peft,hf,gguf", out=root / "out", dtype="float32")
+    results = export_run(run, "peft,mlx,hf,gguf", out=root / "out", dtype="float32")
     return run, {r.fmt: r for r in results}, *_mlx_reference(run)
 
 
@@ -69,3 +70,20 @@ def test_gguf_export_loads_in_transformers_with_the_same_logits(exported):
     assert 'SYSTEM """You are a helpful AI assistant named SmolLM' in (folder / "Modelfile").read_text()
     model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), gguf_file="model-f32.gguf")
     _assert_same_logits(model, ids, reference, 1e-2)
+
+
+def test_mlx_export_generates_the_adapter_on_base_answers(exported, default_model_dir):
+    import mlx_lm
+
+    from localsft.generate import chat_prompt
+    from localsft.models.loading import dequantize
+
+    run, results, _, _ = exported
+    merged, tokenizer = mlx_lm.load(str(results["mlx"].path))
+    tuned, _ = mlx_lm.load(str(default_model_dir), adapter_path=str(run / "adapters" / "best"))
+    tuned = dequantize(tuned)  # the adapter was trained on the fp32-dequantized base
+    prompts = [chat_prompt(tokenizer, [{"role": "user", "content": q}])
+               for q in ("What is the capital of France?", "Write a tagline for a bakery.")]
+    for prompt in prompts:
+        want = mlx_lm.generate(tuned, tokenizer, prompt, max_tokens=16)
+        assert mlx_lm.generate(merged, tokenizer, prompt, max_tokens=16) == want
