@@ -168,3 +168,15 @@ def test_full_fine_tune_exports_its_weights(tiny_model_dir, tmp_path):
     assert mlx.check.passed and mlx.check.max_abs_diff < 1e-4 and mlx.check.adapter_effect > 0.05
     saved = mx.load(str(hf.path / "model.safetensors"))
     assert mx.allclose(saved["model.layers.0.mlp.up_proj.weight"], weights["model.layers.0.mlp.up_proj.weight"]).item()
+
+
+def test_export_never_replaces_a_folder_that_is_not_an_export(tiny_run, tmp_path):
+    precious = tmp_path / "Documents"
+    precious.mkdir()
+    (precious / "thesis.txt").write_text("years of work")
+    with pytest.raises(UserError, match="not a localsft export"):
+        export_run(tiny_run, "adapter", out=precious)
+    assert (precious / "thesis.txt").read_text() == "years of work"
+    export_run(tiny_run, "adapter", out=tmp_path / "a")
+    (again,) = export_run(tiny_run, "adapter", out=tmp_path / "a")  # an earlier export is replaced
+    assert again.check.passed

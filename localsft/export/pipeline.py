@@ -78,6 +78,8 @@ def _export_one(run: RunFolder, tuned: Tuned, ref: _Reference, fmt: str, out: Pa
                 bits: int | None, force: bool) -> ExportResult:
     writer = importlib.import_module(f"localsft.export.{fmt}")
     bits = bits if bits in QUANTIZABLE.get(fmt, ()) else None
+    if out.exists() and any(out.iterdir()) and not (out / CHECK_FILE).exists():
+        raise UserError(f"{out} already holds files that are not a localsft export; choose a new or empty folder.")
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -86,9 +88,10 @@ def _export_one(run: RunFolder, tuned: Tuned, ref: _Reference, fmt: str, out: Pa
         check = ref.check(fmt, model, tokenizer)
         del model
         if not check.passed and not force:
+            hint = (f"Export without --quantize {bits}" if bits else
+                    "Please report this with the output of `localsft doctor`")
             raise ExportCheckFailed(f"The {fmt} export was not written: it does not behave like the tuned model "
-                                    f"({check.summary()}). Export without --quantize, or pass --force to "
-                                    f"write it anyway.")
+                                    f"({check.summary()}). {hint}, or pass --force to write it anyway.")
         gguf_name = next((p.name for p in partial.glob("*.gguf")), "model.gguf")
         (partial / "README.md").write_text(model_card(run, tuned, fmt, out, check, gguf_name))
         (partial / CHECK_FILE).write_text(json.dumps(check.as_dict(), indent=2))
@@ -106,11 +109,12 @@ def export_run(run_dir: str | Path, fmt: str = "all", out: str | Path | None = N
                on_progress: Callable[[str], None] | None = None) -> list[ExportResult]:
     """Export the run's tuned model; returns one result per format written.
 
-    fmt: one of FORMATS, several joined by commas, or "all". out: the folder (one subfolder per
-    format when there are several;
-    default RUN/exports/<format>). quantize: 4 or 8 bits after merging (mlx; gguf takes 8 = q8_0).
-    dtype: float type of the written weights (default: the base model's). force: write even
-    when the fuse check fails.
+    fmt: one of FORMATS, several joined by commas, or "all".
+    out: the folder (one subfolder per format when there are several; default RUN/exports/<format>);
+        an earlier export there is replaced, any other non-empty folder is refused.
+    quantize: 4 or 8 bits after merging (mlx; gguf takes 8 = q8_0).
+    dtype: float type of the written weights (default: the base model's).
+    force: write even when the fuse check fails.
     """
     say = on_progress or (lambda _msg: None)
     run = RunFolder.open(run_dir)
