@@ -180,3 +180,10 @@ def test_export_never_replaces_a_folder_that_is_not_an_export(tiny_run, tmp_path
     export_run(tiny_run, "adapter", out=tmp_path / "a")
     (again,) = export_run(tiny_run, "adapter", out=tmp_path / "a")  # an earlier export is replaced
     assert again.check.passed
+
+
+def test_a_refused_format_does_not_stop_the_others(tiny_model_dir, tmp_path):
+    run = make_run(tmp_path / "run", tiny_model_dir, strength=0.01)
+    with pytest.raises(ExportCheckFailed, match=r"mlx export was not written.*Written: adapter .*hf "):
+        export_run(run, "adapter,mlx,hf", quantize=4)
+    assert (run / "exports" / "hf" / "README.md").exists() and not (run / "exports" / "mlx").exists()

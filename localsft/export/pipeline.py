@@ -122,12 +122,20 @@ def export_run(run_dir: str | Path, fmt: str = "all", out: str | Path | None = N
     say(f"loading the base model and the adapter of run {run.name}")
     tuned = load_tuned(run, dtype)
     ref = _Reference(run, tuned)
-    results = []
+    results, refused = [], []
     for name in formats:
         if name in FUSED_FORMATS:
             fuse(tuned)
         target = _out_dir(run, name, out, len(formats) > 1)
         say(f"writing {name} to {target}")
-        results.append(_export_one(run, tuned, ref, name, target, quantize, force))
+        try:
+            results.append(_export_one(run, tuned, ref, name, target, quantize, force))
+        except ExportCheckFailed as err:  # the other formats are still worth writing
+            refused.append(str(err))
+            say(str(err))
+            continue
         say(f"{name}: {results[-1].check.summary()}")
+    if refused:
+        written = ", ".join(f"{r.fmt} ({r.path})" for r in results)
+        raise ExportCheckFailed(" ".join(refused) + (f" Written: {written}." if written else ""))
     return results
