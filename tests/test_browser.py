@@ -117,7 +117,7 @@ def walk_through(page):
     expect(page.locator("#train-status")).to_contain_text(re.compile("Step [1-3] of 3|Failed"), timeout=180_000)
     assert "Failed" not in page.locator("#train-status").inner_text()
     expect(page.locator("#train-progress")).to_have_attribute("data-status", "finished", timeout=180_000)
-    expect(page.locator("#loss-chart")).to_contain_text(re.compile(r"step.*\d\.\d{3}"))  # the points' values
+    expect(page.locator("#loss-chart")).to_contain_text("training")  # the legend: drawn only with points
     shot(page, "train")
 
     # Compare: a side-by-side answer from each model, then one blind vote.

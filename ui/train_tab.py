@@ -19,6 +19,10 @@ from localsft.errors import UserError
 from ui.common import plain_errors
 
 POLL_SECONDS = 2.0
+# The advanced fields, in the order `overrides` takes them: (label, decimals, element id).
+ADVANCED = [("Epochs (0: the recipe's)", None, None), ("Steps (0: from the epochs)", 0, "train-iters"),
+            ("Learning rate (0: the recipe's)", None, None), ("LoRA rank (0: the recipe's)", 0, None),
+            ("Max tokens per example (0: the recipe's)", 0, None)]
 STATUS_WORDS = {"waiting": "Starting (loading the model and the data)…", "running": "Training…",
                 "finished": "Finished.", "early_stopped": "Finished early: the validation loss stopped improving.",
                 "stopped": "Stopped. You can resume it later.", "failed": "Failed.",
@@ -164,9 +168,11 @@ def progress_html(p: jobs.Progress) -> str:
             f"<div>{detail}</div>{message}</div>")
 
 
-def loss_frame(p: jobs.Progress) -> pd.DataFrame:
+def loss_frame(p: jobs.Progress) -> pd.DataFrame | None:
+    """Training and validation loss by step; None before the first point (Gradio 6.31's line
+    plot draws no lines after it was once given an empty table)."""
     rows = [(s, v, "training") for s, v in p.losses] + [(s, v, "validation") for s, v in p.val_losses]
-    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+    return pd.DataFrame(rows, columns=["step", "loss", "series"]) if rows else None
 
 
 def samples_markdown(p: jobs.Progress) -> str:
@@ -184,7 +190,7 @@ def poll(run_dir: str | None):
     if job is not None:
         run_dir = str(job.run_dir)
     if not run_dir or not Path(run_dir).is_dir():
-        return None, "", loss_frame(jobs.Progress(Path("."))), ""
+        return None, "", None, ""
     p = jobs.read_progress(run_dir, running=job is not None)
     return run_dir, progress_html(p), loss_frame(p), samples_markdown(p)
 
@@ -209,12 +215,8 @@ def build(data_file: gr.State) -> SimpleNamespace:
                 recipe_note = gr.Markdown(recipe_info(choices[0][1] if choices else None))
         with gr.Accordion("Advanced settings", open=False):
             with gr.Row():
-                advanced = [gr.Number(label="Epochs", value=None), gr.Number(label="Steps (overrides epochs)",
-                                                                              value=None, precision=0,
-                                                                              elem_id="train-iters"),
-                            gr.Number(label="Learning rate", value=None), gr.Number(label="LoRA rank", value=None,
-                                                                                    precision=0),
-                            gr.Number(label="Max tokens per example", value=None, precision=0)]
+                advanced = [gr.Number(label=label, value=None, precision=digits, elem_id=elem_id)
+                            for label, digits, elem_id in ADVANCED]
             advanced.append(gr.Textbox(label="More settings, one key=value per line", lines=3,
                                        elem_id="train-extra"))
         with gr.Row():
@@ -225,7 +227,7 @@ def build(data_file: gr.State) -> SimpleNamespace:
         message = gr.Markdown(elem_id="train-message")
         plan = gr.Markdown()
         status = gr.HTML(elem_id="train-status")
-        chart = gr.LinePlot(loss_frame(jobs.Progress(Path("."))), x="step", y="loss", color="series",
+        chart = gr.LinePlot(None, x="step", y="loss", color="series",
                             title="Loss", elem_id="loss-chart", height=300)
         samples = gr.Markdown(elem_id="train-samples")
         run_dir = gr.State(None)
