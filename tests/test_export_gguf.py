@@ -46,7 +46,8 @@ def test_gguf_tensors_and_metadata_read_with_the_gguf_package(tiny_run):
     fields = {name: field.contents() for name, field in reader.fields.items()}
     assert fields["general.architecture"] == "llama"
     assert fields["general.file_type"] == 7  # MOSTLY_Q8_0
-    assert fields["tokenizer.ggml.model"] == "gpt2"
+    assert fields["tokenizer.ggml.model"] == "gpt2" and fields["tokenizer.ggml.pre"] == "gpt-2"
+    assert fields["tokenizer.ggml.add_bos_token"] is False  # ChatML prompts start without a BOS token
     tokens = fields["tokenizer.ggml.tokens"]
     assert tokens[fields["tokenizer.ggml.eos_token_id"]] == "<|im_end|>"
     assert "<|im_start|>" in fields["tokenizer.chat_template"]

@@ -120,7 +120,8 @@ def _add_tokenizer(writer, tuned: Tuned) -> None:
                        (writer.add_unk_token_id, hf.unk_token)):
         if token in vocab:
             add(vocab[token])
-    writer.add_add_bos_token(bool(getattr(hf, "add_bos_token", False)))
+    bos = vocab.get(hf.bos_token) if hf.bos_token else None
+    writer.add_add_bos_token(bos is not None and list(tuned.tokenizer.encode("a"))[:1] == [bos])
     if chat_template(tuned.tokenizer):
         writer.add_chat_template(chat_template(tuned.tokenizer))
 
