@@ -155,3 +155,27 @@ def test_hub_token_is_used_for_one_push_only(run_name, monkeypatch):
     assert "HF_TOKEN" not in os.environ
     assert not any("hf_secret_123" in p.read_text(errors="ignore")
                    for p in paths.home().rglob("*") if p.is_file() and p.stat().st_size < 1 << 20)
+
+
+def test_held_out_evaluation_table(run_name):
+    rows, session = compare_tab.evaluate(run_name, None, 8)
+    labels = [row[0] for row in rows]
+    assert labels[0].startswith("validation loss") and labels[-1].startswith("retention")
+    assert all(row[1] or row[2] for row in rows)
+    assert compare_tab.saved_eval(run_name) == rows  # shown again when the run is opened later
+    assert session["run"] == run_name
+
+
+def test_example_sets_and_added_models(tiny_model_dir):
+    assert "brand_voice.csv" in data_tab.example_choices()
+    assert Path(data_tab.use_example("brand_voice.csv")) == EXAMPLES / "brand_voice.csv"
+    update, note = train_tab.add_model(str(tiny_model_dir), None)
+    assert update["value"] == "tiny-llama" and "tiny-llama" in update["choices"] and "Added" in note
+    assert train_tab.model_choices()[0] == paths.DEFAULT_MODEL
+
+
+def test_task_recipes_bring_their_own_examples():
+    assert train_tab.training_data(None, "brand-voice").endswith("brand_voice.csv")
+    assert train_tab.training_data("mine.csv", "brand-voice") == "mine.csv"
+    assert "brand-voice" in [name for _, name in train_tab.recipe_choices()]
+    assert "minutes" in train_tab.recipe_info("brand-voice")

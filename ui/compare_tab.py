@@ -82,8 +82,7 @@ def eval_rows(report: dict) -> list[list]:
         base, tuned = report["base"].get(key), report["tuned"].get(key)
         if base is not None or tuned is not None:
             rows.append([label, _fmt(base), _fmt(tuned)])
-    if report.get("retention") is not None:
-        rows.append(["retention (tuned probes / base probes)", "", _fmt(report["retention"])])
+    rows.append(["retention (tuned probes / base probes)", "", _fmt(report.get("retention")) or "n/a"])
     return rows
 
 
