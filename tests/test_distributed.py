@@ -67,21 +67,15 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
-def _private_folders() -> set[Path]:
-    """The temporary folders ranks other than 0 train in."""
-    return set(Path(tempfile.gettempdir()).glob("localsft-rank*"))
-
-
 def test_two_processes_train_the_adapters_one_process_trains(reference, tiny_model_dir, tmp_path, localsft_home):
     config, reference_run = reference
     run_dir = tmp_path / "run"
     settings = [item for key, value in config.to_dict().items() if key not in ("model", "data")
                 for item in ("--set", f"{key}={json.dumps(value)}")]
-    before = _private_folders()
     done = subprocess.run([sys.executable, "-m", "localsft", "train", "--hosts", str(_hostfile(tmp_path)),
                            "--port", str(_free_port()), "--data", config.data, "--model", str(tiny_model_dir),
                            "--out", str(run_dir), *settings],
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, env=_env())
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300, env=_env())
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1].startswith("finished:") and "exited with code" not in done.stderr
     for which in ("last", "best"):
@@ -92,8 +86,8 @@ def test_two_processes_train_the_adapters_one_process_trains(reference, tiny_mod
                        [e["loss"] for e in theirs if e["type"] == "step"], atol=1e-4)
     assert ([e["trained_tokens"] for e in ours if e["type"] == "step"]
             == [e["trained_tokens"] for e in theirs if e["type"] == "step"])  # tokens of both ranks counted
-    # only rank 0 wrote: one run folder, nothing in the runs store, rank 1's private folder gone
-    assert not _files(localsft_home) and _private_folders() <= before
+    # only rank 0 wrote: one run folder, nothing in the runs store, nothing where rank 1 was pointed
+    assert not _files(localsft_home) and not (Path(tempfile.gettempdir()) / "localsft-rank-1-writes-nothing").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hosts.json", "run"]
 
 
@@ -125,7 +119,7 @@ def test_two_processes_resume_one_process_run_and_stop_together(reference, tmp_p
     launcher = launch_command(_hostfile(tmp_path), [])[0]
     done = subprocess.run([launcher, "-n", "2", "--backend", "ring", "--starting-port", str(_free_port()), "--",
                            sys.executable, str(driver), str(run_dir)], stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=120, env=_env())
+                          capture_output=True, text=True, timeout=300, env=_env())
     assert "rank 0: stopped at step 10" in done.stdout and "rank 1: stopped at step 10" in done.stdout, done.stderr
     assert RunFolder(run_dir).events()[-1]["type"] == "stopped"
     assert train(run_dir=run_dir, resume=True).status == "finished"

@@ -100,7 +100,7 @@ class Group:
         if self.size == 1:
             return produce()
         payload = json.dumps(produce()).encode() if self.is_main else b""
-        length = int(self.sum_values(float(len(payload)))[0])
+        length = int(self.sum(mx.array(len(payload), mx.int32)).item())  # int: float32 is exact to 16 MB only
         data = np.frombuffer(payload, np.uint8) if self.is_main else np.zeros(length, np.uint8)
         received = self.sum(mx.array(data))
         mx.eval(received)
@@ -131,8 +131,8 @@ def train_in_group(group: Group, config=None, run_dir: str | Path | None = None,
                    resume: bool = False):
     """`train()` as one process of `group`; every process calls it with its own arguments.
 
-    Rank 0's config, run_dir and resume decide the run; the others' are ignored: they
-    train in a private temporary folder that is removed afterwards, so only rank 0 writes.
+    Rank 0's config, run_dir and resume decide the run; the others' are ignored and they
+    write nothing (their run folder is a name that is never created).
     Returns the TrainResult (rank 0's describes the run).
     """
     from localsft.run_folder import RunFolder
@@ -149,8 +149,8 @@ def train_in_group(group: Group, config=None, run_dir: str | Path | None = None,
     shared = TrainConfig.from_dict(group.from_main(main_config))
     if group.is_main:
         return train(None if resume else shared, run_dir, on_event, stop, resume, group=group)
-    with tempfile.TemporaryDirectory(prefix=f"localsft-rank{group.rank}-") as private:
-        return train(shared, Path(private) / "run", None, stop, False, group=group)
+    unused = Path(tempfile.gettempdir()) / f"localsft-rank-{group.rank}-writes-nothing"
+    return train(shared, unused, None, stop, False, group=group)
 
 
 def read_hostfile(path: str | Path) -> list[dict]:

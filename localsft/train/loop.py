@@ -66,6 +66,7 @@ def train(config: TrainConfig | None = None, run_dir: str | Path | None = None, 
     group: the data-parallel process group this process is part of (see train.distributed;
     use `distributed.train_in_group`, which also sets up the ranks other than 0).
     """
+    writes = (group or SINGLE).is_main  # data-parallel ranks other than 0 write nothing
     if resume:
         run = RunFolder.open(run_dir)
         config = TrainConfig.load(run.config_path)
@@ -73,9 +74,10 @@ def train(config: TrainConfig | None = None, run_dir: str | Path | None = None, 
         run = RunFolder(Path(run_dir).expanduser() if run_dir else new_run_dir(config))
         if run.config_path.exists():
             raise UserError(f"{run.path} already holds a run. Resume it with --resume, or choose another --out.")
-        run.path.mkdir(parents=True, exist_ok=True)
-        config.save(run.config_path)
-    log = ev.EventLog(run.events_path, on_event)
+        if writes:
+            run.path.mkdir(parents=True, exist_ok=True)
+            config.save(run.config_path)
+    log = ev.EventLog(run.events_path if writes else None, on_event)
     trainer = None
     try:
         trainer = _Trainer(config, run, log, stop, resume, group)
