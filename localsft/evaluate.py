@@ -12,7 +12,6 @@ shipped probe set, and writes RUN/eval.json and RUN/eval.md.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import resources
@@ -210,7 +209,7 @@ def run_probes(switchable: SwitchableModel, scores: dict[str, SideScores],
     """Ask both sides the probe questions (greedy); fill in probe_accuracy; return per-probe rows."""
     probes = load_probes()
     if limit and limit < len(probes):
-        probes = probes[::math.ceil(len(probes) / limit)][:limit]
+        probes = [probes[i * len(probes) // limit] for i in range(limit)]
     conversations = [[{"role": "user", "content": probe["question"]}] for probe in probes]
     settings = SamplingSettings(max_tokens=PROBE_MAX_TOKENS, temperature=0.0)
     answers = both_sides(switchable, conversations, settings, "probes", emit)
