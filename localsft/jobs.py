@@ -85,13 +85,18 @@ def current_job() -> Job | None:
 
     A job file left behind by a process that has ended is removed.
     """
+    path = _job_path()
     job = _read_job()
     if job is None:
-        _job_path().unlink(missing_ok=True)  # unreadable: a torn write from a crash
-        return None
+        try:
+            if time.time() - path.stat().st_mtime > 5:
+                path.unlink(missing_ok=True)  # unreadable and old: a torn write from a crash
+        except FileNotFoundError:
+            pass
+        return None  # (a young unreadable file is a Start being written right now)
     if _alive(job.pid):
         return job
-    _job_path().unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
     _children.pop(job.pid, None)
     return None
 
@@ -102,17 +107,28 @@ def is_running(run_dir: str | Path) -> bool:
     return job is not None and job.run_dir.resolve() == Path(run_dir).resolve()
 
 
-def _claim(job_path: Path) -> None:
-    """Create the job file exclusively, so that two Starts at the same moment cannot both win."""
+def _write_job(path: Path, job: Job) -> None:
+    atomic_write_text(path, json.dumps({"pid": job.pid, "run_dir": str(job.run_dir), "started": job.started,
+                                        "command": job.command}))
+
+
+def _claim(job_path: Path, run_dir: Path) -> None:
+    """Create the job file exclusively, so that two Starts at the same moment cannot both win.
+
+    Until the child runs, the file names this process: if it dies first, the claim lapses.
+    """
     for _ in range(2):
         try:
-            os.close(os.open(job_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-            return
+            fd = os.open(job_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             running = current_job()
             if running is not None:
                 raise UserError(f"A training is already running (run {running.name}). Stop it or wait "
                                 f"for it to finish before starting another; only one runs at a time.") from None
+            continue
+        os.close(fd)
+        _write_job(job_path, Job(os.getpid(), run_dir, time.time()))
+        return
     raise UserError("Another training is starting right now; try again in a moment.")
 
 
@@ -135,13 +151,11 @@ def train_command(data: str | Path | None = None, *, run_dir: Path | None, recip
 
 
 def new_run_dir(model: str | None = None) -> Path:
-    """A fresh folder name under the runs store: time and model."""
-    stem = f"{time.strftime('%Y%m%d-%H%M%S')}-{Path(model or paths.DEFAULT_MODEL).name}"
-    path, n = paths.runs_dir() / stem, 1
-    while path.exists():
-        n += 1
-        path = paths.runs_dir() / f"{stem}-{n}"
-    return path
+    """A fresh run folder under the runs store, named as the trainer names them."""
+    from localsft.train.config import TrainConfig
+    from localsft.train.loop import new_run_dir as trainer_run_dir
+
+    return trainer_run_dir(TrainConfig(model=model))
 
 
 def start_training(data: str | Path | None = None, *, recipe: str | None = None, model: str | None = None,
@@ -155,7 +169,7 @@ def start_training(data: str | Path | None = None, *, recipe: str | None = None,
         run_dir = RunFolder.open(run_dir).path
     run_dir = Path(run_dir).expanduser() if run_dir else new_run_dir(model)
     job_path = _job_path()
-    _claim(job_path)
+    _claim(job_path, run_dir)
     try:
         cmd = train_command(data, run_dir=run_dir, recipe=recipe, model=model, overrides=overrides, resume=resume)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -168,8 +182,7 @@ def start_training(data: str | Path | None = None, *, recipe: str | None = None,
         raise
     _children[child.pid] = child
     job = Job(child.pid, run_dir, time.time(), cmd)
-    atomic_write_text(job_path, json.dumps({"pid": job.pid, "run_dir": str(run_dir), "started": job.started,
-                                            "command": cmd}))
+    _write_job(job_path, job)
     return job
 
 
@@ -183,7 +196,7 @@ def stop_training(force: bool = False) -> Job | None:
     if job is None:
         return None
     (job.run_dir / STOP_FILE).write_text("stop requested from the app\n")
-    if force:
+    if force and job.command:  # (no command: a Start is still spawning; never signal its app)
         try:
             os.killpg(job.pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
