@@ -8,7 +8,7 @@ loopback, exactly as two Macs would over Thunderbolt or Ethernet. Prints one JSO
     cpu_cores               what the processes share here
     one_process / two_processes
         tokens_per_s        trained (non-padding) tokens per second of step time, after the
-                            first --warmup steps (compilation); both ranks' tokens counted
+                            first 2 steps (compilation); both ranks' tokens counted
         wall_s              the whole command: start-up, model load, data prep, training
     speedup                 tokens/s with 2 processes / tokens/s with 1
     scaling_efficiency      speedup / 2 (1.0 = perfect)
