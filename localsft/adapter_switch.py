@@ -8,7 +8,10 @@ copy of the weights, and decoding both is one batched step.
 
 For LoRA layers the mask multiplies the low-rank term (`W x + mask * s * x A B`), so a
 masked row is bit-for-bit the base layer. Other adapter layers (DoRA) compute both
-outputs and pick one per row.
+outputs and pick one per row. Adapters on the embedding layer are refused.
+
+Not thread-safe: the switch belongs to the model, so one SwitchableModel runs one
+generation at a time (a UI serving several sessions queues them).
 """
 
 from __future__ import annotations
@@ -37,7 +40,11 @@ class RowSwitch:
         """Adapter on for the rows marked True (a single value applies to every row)."""
         self.all_on, self.all_off = all(adapter_on), not any(adapter_on)
         mixed = not (self.all_on or self.all_off)
-        self.mask = mx.array(adapter_on, dtype=mx.float32)[:, None, None] if mixed else None
+        self.mask = mx.array(adapter_on) if mixed else None  # (rows,) bool
+
+    def per_row(self, y: mx.array) -> mx.array:
+        """The row mask shaped to broadcast over `y` (rows first)."""
+        return self.mask.reshape((-1,) + (1,) * (y.ndim - 1))
 
 
 class SwitchedLoRA(nn.Module):
@@ -54,38 +61,43 @@ class SwitchedLoRA(nn.Module):
             return y
         z = (self.lora.scale * ((x @ self.lora.lora_a) @ self.lora.lora_b)).astype(x.dtype)
         if self._switch.mask is not None:
-            z = z * self._switch.mask.astype(z.dtype)
+            z = z * self._switch.per_row(z).astype(z.dtype)
         return y + z
 
 
 class SwitchedAny(nn.Module):
-    """Any other adapter layer (e.g. DoRA): compute base and adapted outputs, pick per row."""
+    """Any other adapted linear layer (DoRA, mixture-of-experts LoRA): compute the base and
+    the adapted output, pick one per row. Costs a second pass through the adapted layers."""
 
     def __init__(self, adapted: nn.Module, switch: RowSwitch) -> None:
         super().__init__()
         self.adapted = adapted
         self._switch = switch
 
-    def __call__(self, x: mx.array) -> mx.array:
-        base = self.adapted.linear(x)
+    def __call__(self, x: mx.array, *args, **kwargs) -> mx.array:
+        base = self.adapted.linear(x, *args, **kwargs)
         if self._switch.all_off:
             return base
-        tuned = self.adapted(x)
+        tuned = self.adapted(x, *args, **kwargs)
         if self._switch.mask is None:
             return tuned
-        return mx.where(self._switch.mask.astype(mx.bool_), tuned, base)
+        return mx.where(self._switch.per_row(tuned), tuned, base)
 
 
 def _wrap_adapter_layers(model: nn.Module, switch: RowSwitch) -> int:
     """Replace every adapter layer of `model` by its switched wrapper; returns how many."""
-    from mlx_lm.tuner.lora import LoRALinear
+    from mlx_lm.tuner.dora import DoRAEmbedding, DoRALinear
+    from mlx_lm.tuner.lora import LoRAEmbedding, LoRALinear, LoRASwitchLinear
 
     wrapped = []
     for name, module in model.named_modules():
         if isinstance(module, LoRALinear):
             wrapped.append((name, SwitchedLoRA(module, switch)))
-        elif hasattr(module, "lora_a") and hasattr(module, "linear"):
+        elif isinstance(module, (DoRALinear, LoRASwitchLinear)):
             wrapped.append((name, SwitchedAny(module, switch)))
+        elif isinstance(module, (LoRAEmbedding, DoRAEmbedding)):
+            raise UserError("Side-by-side comparison does not support adapters on the embedding "
+                            f"layer ({name}) yet; train without adapting the embeddings.")
     if wrapped:
         model.update_modules(tree_unflatten(wrapped))
     return len(wrapped)
@@ -119,7 +131,9 @@ def attach_adapter(loaded: LoadedModel, adapter_path: Path) -> SwitchableModel:
     try:
         load_adapters(loaded.model, str(adapter_path))
     except (ValueError, KeyError) as err:
-        raise UserError(f"The adapter in {adapter_path} does not fit model {loaded.path.name}: {err}") from None
+        lines = str(err).splitlines()
+        detail = "\n".join(lines[:4] + ([f"  ... and {len(lines) - 4} more"] if len(lines) > 4 else []))
+        raise UserError(f"The adapter in {adapter_path} does not fit model {loaded.path.name}: {detail}") from None
     switch = RowSwitch()
     if _wrap_adapter_layers(loaded.model, switch) == 0:
         raise UserError(f"The adapter in {adapter_path} adapts no layer of model {loaded.path.name}.")

@@ -139,3 +139,37 @@ def test_run_without_adapter_is_a_plain_error(tiny_model_dir, tmp_path):
         path.unlink()
     with pytest.raises(UserError, match="no trained adapter"):
         load_switchable(run)
+
+
+def test_dora_adapter_rows_equal_each_model_alone(tiny_model_dir, tmp_path):
+    """DoRA layers are switched per row too: one batch gives the base and the tuned logits."""
+    import mlx.core as mx
+    from fake_run import save_random_adapter
+
+    run = make_run(tmp_path / "dora-run", tiny_model_dir)
+    save_random_adapter(tiny_model_dir, run / "adapters" / "best", strength=3.0, fine_tune_type="dora")
+    base, tokenizer = mlx_lm.load(str(tiny_model_dir))
+    tuned, _ = mlx_lm.load(str(tiny_model_dir))
+    load_adapters(tuned, str(run / "adapters" / "best"))
+    prompt = mx.array([chat_prompt(tokenizer, [{"role": "user", "content": "What is the capital of France?"}])])
+    switchable = load_switchable(run)
+    switchable.switch.set_rows([False, True])
+    both = switchable.model(mx.concatenate([prompt, prompt]))
+    assert mx.allclose(both[0], base(prompt)[0], atol=1e-5)
+    assert mx.allclose(both[1], tuned(prompt)[0], atol=1e-5)
+    assert not mx.allclose(both[0], both[1], atol=1e-2)
+
+
+def test_full_fine_tunes_and_mismatched_adapters_are_refused(tiny_model_dir, tmp_path):
+    import json
+
+    run = make_run(tmp_path / "run", tiny_model_dir)
+    config_path = run / "adapters" / "best" / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    config_path.write_text(json.dumps({**config, "fine_tune_type": "full"}))
+    with pytest.raises(UserError, match="not an adapter"):
+        load_switchable(run)
+    keys = {**config["lora_parameters"], "keys": ["embed_tokens"]}  # weights are for other layers
+    config_path.write_text(json.dumps({**config, "lora_parameters": keys}))
+    with pytest.raises(UserError, match="does not fit model tiny-llama"):
+        load_switchable(run)
