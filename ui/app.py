@@ -44,14 +44,17 @@ def build() -> gr.Blocks:
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
-           share: bool = False, block: bool = True) -> gr.Blocks:
-    """Serve the app (localsft.commands.ui checks host/auth/share before calling this)."""
+           share: bool = False) -> gr.Blocks:
+    """Start serving the app and return at once (`demo.block_thread()` waits; `demo.close()` stops).
+
+    localsft.commands.ui checks host, login and share before calling this.
+    """
     from localsft.models.default import install_default_model
 
     install_default_model()  # so the first page already lists the default model
     demo = build()
     demo.queue(default_concurrency_limit=4)
     demo.launch(server_name=host, server_port=port, auth=auth, share=share, inbrowser=False,
-                allowed_paths=[str(paths.home())], prevent_thread_lock=not block, quiet=not block,
+                allowed_paths=[str(paths.home())], prevent_thread_lock=True, quiet=True,
                 footer_links=[], theme=gr.themes.Soft())
     return demo

@@ -55,7 +55,13 @@ def run(args) -> int:
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
     from ui.app import launch
 
-    launch(host=host, port=args.port, auth=login, share=args.share)
+    demo = launch(host=host, port=args.port, auth=login, share=args.share)
+    print(f"localsft studio: {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else "")
+          + (" (login required)" if login else "") + "; Ctrl-C to stop.", flush=True)
+    try:
+        demo.block_thread()
+    finally:
+        demo.close()
     return 0
 
 
