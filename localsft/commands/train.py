@@ -150,11 +150,12 @@ def _run_on_hosts(args, config: TrainConfig | None) -> int:
                     (out / STOP_FILE).touch()  # rank 0 sees it; every rank stops at the same step
                     asked = True
                 time.sleep(0.2)
-    except KeyboardInterrupt:  # a second Ctrl-C: end the launcher and every rank now
-        os.killpg(child.pid, signal.SIGTERM)
+    except KeyboardInterrupt:  # a second Ctrl-C: kill the launcher and local ranks now (resume from a checkpoint)
+        os.killpg(child.pid, signal.SIGKILL)
         child.wait()
         raise
-    (out / STOP_FILE).unlink(missing_ok=True)
+    finally:
+        (out / STOP_FILE).unlink(missing_ok=True)  # a request rank 0 never saw must not stop a later resume
     events = RunFolder(out).events() if (out / "events.jsonl").exists() else []
     if not events:  # rank 0 ran elsewhere (or never started): mlx.launch's status is all there is
         return child.returncode
