@@ -36,7 +36,8 @@ def test_check_shows_report_problems_histogram_and_preview(tiny_model_dir):
     assert report.rows_kept == 30 and data_file == str(path)
     assert "31 rows read, **30 kept**, 1 dropped" in summary
     assert problems == [[32, "error", problems[0][2]]] and "empty output" in problems[0][2]
-    assert isinstance(histogram, pd.DataFrame) and histogram["examples"].sum() == 30
+    bars = histogram["value"]
+    assert bars["examples"].sum() == 30 and histogram["sort"] == list(bars["tokens"])  # shortest first
     assert (input_col["value"], output_col["value"]) == ("prompt", "response")
     learned = "".join(text for text, label in preview if label == "learned")
     assert "Light fast yours 0." in learned and "Tagline 0?" not in learned

@@ -93,11 +93,12 @@ def problems_rows(report) -> list[list]:
     return [[p.line or "", p.severity, p.message] for p in report.problems if p.line is not None]
 
 
-def histogram_frame(report) -> pd.DataFrame:
-    tokens = report.stats.get("tokens") or {}
-    bins = tokens.get("histogram", [])
+def histogram_frame(report) -> pd.DataFrame | None:
+    """Examples per length bucket; None without token counts (Gradio 6.31 plots draw nothing
+    after once getting an empty table, so they start from None)."""
+    bins = (report.stats.get("tokens") or {}).get("histogram", [])
     labels = [f"≤ {b['up_to']}" if b["up_to"] else "too long" for b in bins]
-    return pd.DataFrame({"tokens": labels, "examples": [b["count"] for b in bins]})
+    return pd.DataFrame({"tokens": labels, "examples": [b["count"] for b in bins]}) if bins else None
 
 
 def preview_pieces(report, index: int, model: str | None) -> list[tuple[str, str | None]]:
@@ -140,8 +141,10 @@ def check_file(path: str | None, input_col: str | None, output_col: str | None, 
     def pick(role):
         return gr.update(choices=choices, value=used.get(role) or NONE, interactive=bool(columns))
 
+    histogram = histogram_frame(report)
+    bars = gr.update(value=histogram, sort=None if histogram is None else list(histogram["tokens"]))
     return (report, _trainable_file(report, path, mapping), summary_markdown(report), problems_rows(report),
-            histogram_frame(report), pick("input"), pick("output"), pick("system"),
+            bars, pick("input"), pick("output"), pick("system"),
             gr.update(maximum=max(1, len(report.examples)), value=1), preview_pieces(report, 1, model))
 
 
@@ -174,8 +177,9 @@ def build(data_file: gr.State) -> SimpleNamespace:
         with gr.Row():
             upload = gr.File(label="Upload a file", file_types=DATA_TYPES, type="filepath", elem_id="data-upload")
             with gr.Column():
-                example = gr.Dropdown(label="…or an example set", choices=example_choices(), value=None)
-                example_btn = gr.Button("Use this example set")
+                example = gr.Dropdown(label="…or an example set", choices=example_choices(), value=None,
+                                      elem_id="data-example")
+                example_btn = gr.Button("Use this example set", elem_id="data-example-use")
         with gr.Accordion("…or type rows", open=False):
             table = gr.Dataframe(headers=["input", "output"], value=[["", ""]], interactive=True,
                                  row_count=3, wrap=True)
@@ -189,7 +193,7 @@ def build(data_file: gr.State) -> SimpleNamespace:
         with gr.Row():
             problems = gr.Dataframe(headers=["line", "severity", "problem"], interactive=False, wrap=True,
                                     label="Problems by row", elem_id="data-problems")
-            histogram = gr.BarPlot(pd.DataFrame({"tokens": [], "examples": []}),
+            histogram = gr.BarPlot(None,
                                    x="tokens", y="examples", title="Example lengths (tokens)",
                                    sort=None, height=260)
         index = gr.Number(label="Example number", value=1, precision=0, minimum=1)
