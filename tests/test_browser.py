@@ -116,6 +116,9 @@ def walk_through(page):
     expect(page.locator("#train-message")).to_contain_text("Started run")
     expect(page.locator("#train-status")).to_contain_text(re.compile("Step [1-3] of 3|Failed"), timeout=180_000)
     assert "Failed" not in page.locator("#train-status").inner_text()
+    page.reload()  # a new page re-attaches to the run
+    open_tab(page, "Train")
+    expect(page.locator("#train-progress")).to_have_attribute("data-status", re.compile("running|finished"))
     expect(page.locator("#train-progress")).to_have_attribute("data-status", "finished", timeout=180_000)
     expect(page.locator("#loss-chart")).to_contain_text("training")  # the legend: drawn only with points
     shot(page, "train")

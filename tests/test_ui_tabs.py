@@ -97,6 +97,9 @@ def test_poll_renders_progress_chart_and_samples():
     assert chart.values.tolist() == [[1, 3.0, "training"], [1, 2.9, "validation"]]
     assert "Go far." in samples
     assert train_tab.poll(None)[0] is None
+    assert train_tab.attach(None)[0] is None  # a new page: no run started from the app yet
+    (folder / "train.log").write_text("")
+    assert train_tab.attach(None)[0] == str(folder)  # a new page shows the latest run
 
 
 @pytest.fixture

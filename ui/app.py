@@ -32,7 +32,7 @@ def build() -> gr.Blocks:
             runs = runs_tab.build()
 
         # Re-attach: a new page (reload, second tab) shows the running job straight away.
-        demo.load(train.poll, train.run_dir, train.outputs)
+        demo.load(train.attach, train.run_dir, train.outputs)
         demo.load(runs.refresh, runs.run, [runs.table, runs.run])
         tabs.change(runs.refresh, runs.run, [runs.table, runs.run])
         tabs.change(compare.refresh, compare.run, compare.run)

@@ -17,9 +17,10 @@ import pandas as pd
 
 from localsft import paths
 from localsft.errors import UserError
+from localsft.recipes import recipes_dir
 from ui.common import plain_errors, tokenizer_for
 
-EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "recipes" / "data"
+EXAMPLES_DIR = recipes_dir() / "data"  # the recipes' example sets
 DATA_TYPES = [".csv", ".tsv", ".txt", ".xlsx", ".jsonl", ".json"]
 NONE = "(none)"
 

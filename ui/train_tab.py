@@ -195,6 +195,14 @@ def poll(run_dir: str | None):
     return run_dir, progress_html(p), loss_frame(p), samples_markdown(p)
 
 
+def attach(run_dir: str | None):
+    """A page opens (or reloads): follow the running job, else show the latest run."""
+    if run_dir is None and jobs.current_job() is None:
+        runs = [p for p in paths.runs_dir().iterdir() if (p / jobs.LOG_FILE).exists()]
+        run_dir = str(max(runs, key=lambda p: p.stat().st_mtime)) if runs else None
+    return poll(run_dir)
+
+
 def build(data_file: gr.State) -> SimpleNamespace:
     with gr.Tab("Train", id="train"):
         data_note = gr.Markdown(data_label(None))
@@ -243,4 +251,4 @@ def build(data_file: gr.State) -> SimpleNamespace:
     resume_btn.click(resume, run_dir, [run_dir, message])
     outputs = [run_dir, status, chart, samples]
     timer.tick(poll, run_dir, outputs, show_progress="hidden")
-    return SimpleNamespace(model=model, run_dir=run_dir, outputs=outputs, poll=poll)
+    return SimpleNamespace(model=model, run_dir=run_dir, outputs=outputs, attach=attach)
