@@ -161,6 +161,12 @@ def win_rate_text(run: str | None) -> str:
     return f"So far: {win_rate(jobs.find_run(run)).describe()}."
 
 
+@plain_errors
+def show_run(name: str | None):
+    """Another run chosen: empty chats, its saved evaluation and votes (its model loads on first use)."""
+    return [], [], None, saved_eval(name), win_rate_text(name)
+
+
 def build() -> SimpleNamespace:
     with gr.Tab("Compare", id="compare"):
         session = gr.State(None)
@@ -190,15 +196,16 @@ def build() -> SimpleNamespace:
                 buttons = {c: gr.Button(label, interactive=False, elem_id=f"vote-{c.lower()}") for c, label in VOTES}
             tally = gr.Markdown(elem_id="ab-tally")
 
+    # Generation runs one at a time: a model's adapter switch is set per batch, and the CPU is shared.
+    one = {"concurrency_id": "generate", "concurrency_limit": 1}
     chat_out = [base, tuned, session, message]
-    send_btn.click(send, [message, run, session, max_tokens, temperature], chat_out)
-    message.submit(send, [message, run, session, max_tokens, temperature], chat_out)
+    send_btn.click(send, [message, run, session, max_tokens, temperature], chat_out, **one)
+    message.submit(send, [message, run, session, max_tokens, temperature], chat_out, **one)
     clear_btn.click(clear, session, [base, tuned, session])
-    run.change(lambda name: ([], [], None, saved_eval(name), win_rate_text(name)), run,
-               [base, tuned, session, eval_table, tally])
-    eval_btn.click(evaluate, [run, session, max_tokens], [eval_table, session])
+    run.change(show_run, run, [base, tuned, session, eval_table, tally])
+    eval_btn.click(evaluate, [run, session, max_tokens], [eval_table, session], **one)
     pair_btn.click(new_pair, [run, session, max_tokens, temperature],
-                   [question, answer_a, answer_b, session, *buttons.values()])
+                   [question, answer_a, answer_b, session, *buttons.values()], **one)
     for choice, button in buttons.items():
         button.click(lambda name, state, choice=choice: vote(choice, name, state), [run, session],
                      [tally, session, *buttons.values()])
