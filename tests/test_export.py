@@ -63,7 +63,7 @@ def test_mlx_export_loads_with_mlx_lm_and_answers_like_the_adapter(tiny_run, tin
 
 
 def test_requantized_export_that_loses_the_adapter_is_refused_loudly(tiny_model_dir, tmp_path):
-    run = make_run(tmp_path / "run", tiny_model_dir, strength=0.01)  # a faint adapter 4 bits wipe out
+    run = make_run(tmp_path / "run", tiny_model_dir, strength=0.003)  # a faint adapter 4 bits wipe out
     out = tmp_path / "q4"
     with pytest.raises(ExportCheckFailed, match="not written.*adapter effect kept"):
         export_run(run, "mlx", out=out, quantize=4)
@@ -183,7 +183,7 @@ def test_export_never_replaces_a_folder_that_is_not_an_export(tiny_run, tmp_path
 
 
 def test_a_refused_format_does_not_stop_the_others(tiny_model_dir, tmp_path):
-    run = make_run(tmp_path / "run", tiny_model_dir, strength=0.01)
+    run = make_run(tmp_path / "run", tiny_model_dir, strength=0.003)
     with pytest.raises(ExportCheckFailed, match=r"mlx export was not written.*Written: adapter .*hf "):
         export_run(run, "adapter,mlx,hf", quantize=4)
     assert (run / "exports" / "hf" / "README.md").exists() and not (run / "exports" / "mlx").exists()

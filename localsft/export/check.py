@@ -5,9 +5,12 @@ the base model, the adapter-on-base model and the exported model, and compare lo
 at every position. Two figures say whether the export is right:
 
 - max abs difference and greedy (top-1) agreement with the adapter-on-base model;
-- how much of the adapter's effect survived: the export's mean distance from the tuned
-  model, relative to the base model's. An export that drifted half-way back to the base
-  (what a careless 4-bit re-quantization does) fails, loudly.
+- how much of the adapter's effect survived: 1 - (distance to the tuned model) / (distance
+  to the base), with mean absolute logit differences. 100% is the tuned model; 0% is no
+  closer to it than to the base. Noise from re-quantization lowers it a little; an export
+  that lost the adapter (rounded away by a careless 4-bit re-quantization, or wrong
+  weights altogether) drops to 0% or below. Under half fails, loudly; so does a top
+  token that differs from the tuned model's at more than one position in ten.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from localsft.generate import chat_prompt
 
 MAX_PROBES = 3
 MAX_PROBE_TOKENS = 64
-MAX_LOST_EFFECT = 0.5  # an export may drift from the tuned model by at most half the adapter's effect
+MIN_KEPT_EFFECT = 0.5  # an export must be at most half as far from the tuned model as from the base
+MIN_GREEDY_AGREEMENT = 0.9  # and pick the tuned model's top token at 9 positions in 10
 FALLBACK_PROMPTS = [
     [{"role": "user", "content": "Write a short tagline for a reusable water bottle."}],
     [{"role": "user", "content": "What is the capital of France?"}],
@@ -54,23 +58,19 @@ class CheckResult:
     greedy_agreement: float  # fraction of positions with the same top-1 token
     positions: int
     adapter_effect: float  # mean |tuned - base| logit difference: what the adapter changed
-    residual: float  # mean |export - tuned| logit difference
+    kept_effect: float  # 1 - |export - tuned| / |export - base|: 1 = the tuned model, 0 = no closer than the base
     tokens_match: bool = True
 
     @property
-    def lost_effect(self) -> float:
-        """Share of the adapter's effect the export lost (0 = all kept; 1 = back to the base)."""
-        return self.residual / self.adapter_effect if self.adapter_effect > 0 else 0.0
-
-    @property
     def passed(self) -> bool:
-        return self.tokens_match and self.lost_effect <= MAX_LOST_EFFECT
+        return (self.tokens_match and self.kept_effect >= MIN_KEPT_EFFECT
+                and self.greedy_agreement >= MIN_GREEDY_AGREEMENT)
 
     def summary(self) -> str:
         verdict = "ok" if self.passed else "FAILED"
         text = (f"fuse check {verdict}: max abs logit difference {self.max_abs_diff:.2e}, greedy agreement "
                 f"{self.greedy_agreement:.1%} over {self.positions} positions, adapter effect kept "
-                f"{1 - self.lost_effect:.1%}")
+                f"{max(self.kept_effect, 0):.1%}")
         if not self.tokens_match:
             text += "; the exported tokenizer splits the probes differently"
         return text
@@ -78,8 +78,8 @@ class CheckResult:
     def as_dict(self) -> dict:
         return {"format": self.fmt, "passed": self.passed, "max_abs_diff": self.max_abs_diff,
                 "greedy_agreement": self.greedy_agreement, "positions": self.positions,
-                "adapter_effect": self.adapter_effect, "residual": self.residual,
-                "lost_effect": self.lost_effect, "tokens_match": self.tokens_match}
+                "adapter_effect": self.adapter_effect, "kept_effect": self.kept_effect,
+                "tokens_match": self.tokens_match}
 
 
 def _read_chats(path: Path) -> list[list[dict]]:
@@ -122,15 +122,16 @@ def probe_logits(model: nn.Module, token_ids: list[list[int]]) -> list[mx.array]
 def compare(fmt: str, logits: list[mx.array], tuned: list[mx.array], base: list[mx.array],
             tokens_match: bool = True) -> CheckResult:
     """Compare an export's logits with the tuned (adapter-on-base) and base models' logits."""
-    max_diff, agree, positions, effect, residual = 0.0, 0, 0, 0.0, 0.0
+    max_diff, agree, positions, effect, to_tuned, to_base = 0.0, 0, 0, 0.0, 0.0, 0.0
     for got, want, before in zip(logits, tuned, base):
         n = min(got.shape[0], want.shape[0])
         got, want, before = got[:n], want[:n], before[:n]
         max_diff = max(max_diff, mx.abs(got - want).max().item())
         agree += (got.argmax(-1) == want.argmax(-1)).sum().item()
         positions += n
-        residual += mx.abs(got - want).mean().item() * n
         effect += mx.abs(want - before).mean().item() * n
+        to_tuned += mx.abs(got - want).mean().item() * n
+        to_base += mx.abs(got - before).mean().item() * n
+    kept = 1 - to_tuned / to_base if to_base > 0 else (1.0 if to_tuned == 0 else 0.0)
     positions = max(positions, 1)
-    return CheckResult(fmt, max_diff, agree / positions, positions, effect / positions,
-                       residual / positions, tokens_match)
+    return CheckResult(fmt, max_diff, agree / positions, positions, effect / positions, kept, tokens_match)
