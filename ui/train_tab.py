@@ -38,29 +38,21 @@ def model_choices() -> list[str]:
     return [paths.DEFAULT_MODEL] + [n for n in names if n != paths.DEFAULT_MODEL]
 
 
-def _recipes() -> list:
-    try:
-        from localsft import recipes
-    except ImportError:  # the recipes module is optional: without it the trainer's defaults apply
-        return []
-    return list(recipes.list_recipes())
-
-
 def recipe_choices() -> list[tuple[str, str]]:
     """(label, name) of every recipe, with how long it takes here."""
-    out = []
-    for r in _recipes():
-        hint = getattr(r, "time_hint", "")
-        out.append((f"{r.name} ({hint})" if hint else r.name, r.name))
-    return out
+    from localsft.recipes import list_recipes
+
+    return [(f"{r.name} ({r.time_hint})", r.name) for r in list_recipes()]
 
 
 def recipe_info(name: str | None) -> str:
-    for r in _recipes():
-        if r.name == name:
-            hint = getattr(r, "time_hint", "")
-            return f"**{r.name}**: {r.description}" + (f"  \n_Time here: {hint}_" if hint else "")
-    return "The trainer's default settings." if not name else ""
+    """What the recipe is for and how long it takes, in plain words."""
+    from localsft.recipes import load_recipe
+
+    if not name:
+        return "The trainer's default settings."
+    recipe = load_recipe(name)
+    return f"**{recipe.name}**: {recipe.description}  \n_Time here: {recipe.time_hint}_"
 
 
 def overrides(epochs, iters, learning_rate, lora_rank, max_seq_len, extra: str) -> list[str]:
@@ -243,7 +235,7 @@ def build(data_file: gr.State) -> SimpleNamespace:
 
     inputs = [data_file, model, recipe, *advanced]
     data_file.change(data_label, data_file, data_note)
-    recipe.change(recipe_info, recipe, recipe_note)
+    recipe.change(plain_errors(recipe_info), recipe, recipe_note)
     add_btn.click(add_model, [source, gguf], [model, add_note])
     plan_btn.click(show_plan, inputs, plan)
     start_btn.click(start, inputs, [run_dir, message])
