@@ -49,15 +49,14 @@ def tokenizer_for(model: str | None):
     return load_tokenizer(model)
 
 
-def run_choices() -> list[str]:
-    """Names of the runs in the store, newest first."""
-    from localsft.jobs import list_runs
-
-    return [r.name for r in list_runs()]
-
-
 def finished_run_choices() -> list[str]:
     """Runs that have an adapter to compare or export."""
     from localsft.jobs import list_runs
 
     return [r.name for r in list_runs() if (r.path / "adapters").is_dir()]
+
+
+def run_dropdown(selected: str | None):
+    """The runs dropdown of Compare / Export, refreshed, keeping the choice (else the newest run)."""
+    names = finished_run_choices()
+    return gr.update(choices=names, value=selected if selected in names else (names[0] if names else None))

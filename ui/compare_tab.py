@@ -14,7 +14,7 @@ import gradio as gr
 from localsft import jobs
 from localsft.errors import UserError
 from localsft.generate import SamplingSettings
-from ui.common import finished_run_choices, plain_errors
+from ui.common import finished_run_choices, plain_errors, run_dropdown
 
 METRICS = [("loss", "validation loss (lower is better)"), ("perplexity", "perplexity (lower is better)"),
            ("exact_match", "exact match"), ("chrf", "chrF (similarity to the reference)"),
@@ -22,13 +22,8 @@ METRICS = [("loss", "validation loss (lower is better)"), ("perplexity", "perple
 VOTES = (("A", "A is better"), ("tie", "Tie"), ("B", "B is better"))
 
 
-def refresh(selected: str | None):
-    names = finished_run_choices()
-    return gr.update(choices=names, value=selected if selected in names else (names[0] if names else None))
-
-
 def open(name: str | None):  # noqa: A001  (the Runs tab's "Open in Compare")
-    return refresh(name), gr.Tabs(selected="compare")
+    return run_dropdown(name), gr.Tabs(selected="compare")
 
 
 def _loaded(session: dict | None, run: str | None, progress) -> dict:
@@ -209,4 +204,4 @@ def build() -> SimpleNamespace:
     for choice, button in buttons.items():
         button.click(lambda name, state, choice=choice: vote(choice, name, state), [run, session],
                      [tally, session, *buttons.values()])
-    return SimpleNamespace(run=run, refresh=refresh, open=open)
+    return SimpleNamespace(run=run, refresh=run_dropdown, open=open)

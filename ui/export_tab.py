@@ -17,7 +17,7 @@ import gradio as gr
 
 from localsft import jobs
 from localsft.errors import UserError
-from ui.common import finished_run_choices, plain_errors
+from ui.common import finished_run_choices, plain_errors, run_dropdown
 
 FORMAT_HELP = {"adapter": "adapter: the small LoRA file for MLX (mlx_lm --adapter-path)",
                "peft": "peft: the adapter for Hugging Face PEFT / transformers",
@@ -26,13 +26,8 @@ FORMAT_HELP = {"adapter": "adapter: the small LoRA file for MLX (mlx_lm --adapte
                "gguf": "gguf: one file for Ollama, LM Studio, llama.cpp"}
 
 
-def refresh(selected: str | None):
-    names = finished_run_choices()
-    return gr.update(choices=names, value=selected if selected in names else (names[0] if names else None))
-
-
 def open(name: str | None):  # noqa: A001  (the Runs tab's "Open in Export")
-    return refresh(name), gr.Tabs(selected="export")
+    return run_dropdown(name), gr.Tabs(selected="export")
 
 
 def zip_folder(folder: Path) -> Path:
@@ -126,4 +121,4 @@ def build() -> SimpleNamespace:
 
     export_btn.click(export, [run, formats, quantize], [files, notes])
     push_btn.click(push, [run, push_fmt, repo, token, private], [token, push_note])
-    return SimpleNamespace(run=run, refresh=refresh, open=open)
+    return SimpleNamespace(run=run, refresh=run_dropdown, open=open)
