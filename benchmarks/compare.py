@@ -7,7 +7,8 @@ tokens are ignored so every answer has exactly --max-tokens tokens):
     one_model_s         the tuned model alone (base + adapter, one batch row)
     side_by_side_s      base and tuned together (one batch of two rows, adapter masked per row)
     naive_two_calls_s   base alone, then tuned alone
-    ratio               side_by_side_s / one_model_s (target: at most 1.3)
+    ratio               side_by_side_s / one_model_s (target: at most 1.3); cpu_ratio the same
+                        in CPU seconds of this process (steadier on a shared machine)
     peak_mem_*_mb       mx.get_peak_memory() during each (weights included)
     ours_decode_tok_s   our single-model decode speed, next to `mlx_lm generate` (its own CLI,
                         fp32 copy of the same weights + the same adapter, OpenBLAS preloaded
@@ -73,13 +74,14 @@ def timed(switchable: SwitchableModel, prompt: list[int], adapter_on: list[bool]
     """Answer with the given rows; wall seconds, decode tokens/s (after the first token), peak MB."""
     mx.reset_peak_memory()
     settings = SamplingSettings(max_tokens=max_tokens)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     first = None
     for _ in decode_tokens(switchable.model, [prompt] * len(adapter_on), set(), settings,
                            switchable.switch, adapter_on):
         first = first or time.perf_counter()
     end = time.perf_counter()
-    return {"s": end - start, "tok_s": (max_tokens - 1) / (end - first), "mb": mx.get_peak_memory() / 1e6}
+    return {"s": end - start, "cpu_s": time.process_time() - cpu_start,
+            "tok_s": (max_tokens - 1) / (end - first), "mb": mx.get_peak_memory() / 1e6}
 
 
 def mlx_lm_cli_tok_s(switchable: SwitchableModel, max_tokens: int) -> float:
@@ -130,6 +132,8 @@ def measure(switchable: SwitchableModel, max_tokens: int, repeats: int) -> dict:
         "side_by_side_s": round(both_s, 3),
         "naive_two_calls_s": round(min(naive), 3),
         "ratio": round(both_s / one_s, 3),
+        # CPU seconds of this process: less sensitive than wall time when others share the machine
+        "cpu_ratio": round(min(r["cpu_s"] for r in both) / min(r["cpu_s"] for r in one), 3),
         "peak_mem_one_mb": round(min(r["mb"] for r in one), 1),
         "peak_mem_side_by_side_mb": round(min(r["mb"] for r in both), 1),
         "ours_decode_tok_s": round(max(r["tok_s"] for r in one), 1),
@@ -157,6 +161,7 @@ def main() -> None:
         "blas": blas_in_use(),
         "max_tokens": args.max_tokens,
         "repeats": args.repeats,
+        "load_average_1min": round(os.getloadavg()[0], 1),  # > CPU count: the machine was shared
     })
     print(json.dumps(figures, indent=2))
 
