@@ -67,8 +67,8 @@ def decode_tokens(model: nn.Module, prompts: list[list[int]], eos_ids: set[int],
     (`eos_ids`) end a row and are not yielded.
     """
     settings = settings or SamplingSettings()
-    if not prompts or any(not p for p in prompts):
-        raise ValueError("every row needs a non-empty prompt")
+    if not prompts or any(not p for p in prompts) or settings.max_tokens < 1:
+        raise ValueError("every row needs a non-empty prompt, and max_tokens must be at least 1")
     if settings.seed is not None:
         mx.random.seed(settings.seed)
     sample = _sampler(settings)
@@ -84,8 +84,9 @@ def decode_tokens(model: nn.Module, prompts: list[list[int]], eos_ids: set[int],
     mx.async_eval(y)
     counts = [0] * len(prompts)
     while rows:
-        next_y = sample(model(y[:, None], cache=cache)[:, -1, :])
-        mx.async_eval(next_y)
+        if any(counts[row] + 1 < settings.max_tokens for row in rows):  # queue the next step now
+            next_y = sample(model(y[:, None], cache=cache)[:, -1, :])
+            mx.async_eval(next_y)
         step, keep = [], []
         for i, (row, token) in enumerate(zip(rows, y.tolist())):
             if token in eos_ids:

@@ -145,6 +145,16 @@ def _rate(flags: list[bool]) -> float | None:
     return sum(flags) / len(flags) if flags else None
 
 
+def score_answers(answers: list[str], references: list[str], loss: float | None,
+                  check: Callable[[str], bool] | None) -> SideScores:
+    """One side's metrics from its answers, the references and its held-out loss."""
+    return SideScores(
+        loss=loss, perplexity=metrics.perplexity(loss),
+        exact_match=_rate([metrics.exact_match(a, r) for a, r in zip(answers, references)]),
+        chrf=metrics.chrf(answers, references) if answers else None,
+        format_adherence=_rate([check(a) for a in answers]) if check else None)
+
+
 def evaluate_run(run: RunFolder | str | Path, data: str | Path | None = None,
                  settings: SamplingSettings | None = None, probes: bool = True,
                  on_event: Callable[[EvalProgress], None] | None = None,
@@ -174,11 +184,7 @@ def evaluate_run(run: RunFolder | str | Path, data: str | Path | None = None,
     for side in SIDES:
         emit(EvalProgress("loss", side, 0, len(examples)))
         loss = held_out_loss(switchable, examples, tuned=side == "tuned")
-        scores[side] = SideScores(
-            loss=loss, perplexity=metrics.perplexity(loss),
-            exact_match=_rate([metrics.exact_match(a, r) for a, r in zip(answers[side], references)]),
-            chrf=metrics.chrf(answers[side], references) if prompts else None,
-            format_adherence=_rate([check(a) for a in answers[side]]) if check else None)
+        scores[side] = score_answers(answers[side], references, loss, check)
 
     items = [{"prompt": prompt, "reference": reference,
               **{side: answers[side][i] for side in SIDES},
