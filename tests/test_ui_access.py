@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import pytest
 
@@ -61,3 +67,32 @@ def test_library_and_cli_do_not_import_gradio():
             "print('gradio' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_a_public_host_really_asks_for_the_login():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "LOCALSFT_AUTH": "ann:s3cret", "GRADIO_ANALYTICS_ENABLED": "False"}
+    app = subprocess.Popen([sys.executable, "-m", "localsft", "ui", "--host", "0.0.0.0", "--port", str(port)],
+                           env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+
+    def status(path: str, data: dict | None = None) -> int:
+        body = urllib.parse.urlencode(data).encode() if data else None
+        try:
+            return urllib.request.urlopen(base + path, data=body, timeout=5).status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    try:
+        assert "(login required)" in app.stdout.readline()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and status("/config") not in (200, 401):
+            time.sleep(0.5)
+        assert status("/config") == 401  # nothing without the login
+        assert status("/login", {"username": "ann", "password": "wrong"}) == 400
+        assert status("/login", {"username": "ann", "password": "s3cret"}) == 200
+    finally:
+        app.terminate()
+        app.wait(30)
