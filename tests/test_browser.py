@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from localsft import paths
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -144,6 +146,7 @@ def walk_through(page):
     page.locator("#export-go").click()
     link = page.locator('#export-files a[href$="peft.zip"]')
     expect(link).to_be_visible(timeout=180_000)
+    assert str(paths.home()) in link.get_attribute("href")  # served from inside the home folder
     download = page.request.get(link.get_attribute("href"))
     assert download.ok and download.body()[:2] == b"PK"  # a real zip
     shot(page, "export")

@@ -52,7 +52,12 @@ def access_settings(host: str, auth: str | None, share: bool) -> tuple[str, tupl
 
 def run(args) -> int:
     host, login = access_settings(args.host, args.auth, args.share)
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
+    # Before gradio is imported: no analytics, and Gradio's own copies of uploads and downloads
+    # stay inside the localsft home folder too.
+    from localsft import paths
+
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    os.environ.setdefault("GRADIO_TEMP_DIR", str(paths.home() / "cache" / "gradio"))
     from ui.app import launch
 
     demo = launch(host=host, port=args.port, auth=login, share=args.share)
