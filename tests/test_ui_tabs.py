@@ -131,6 +131,22 @@ def test_side_by_side_chat_streams_two_answers(run_name):
     assert compare_tab.clear(session)[:2] == ([], [])
 
 
+def test_chat_streams_when_each_token_is_pulled_from_another_thread(run_name):
+    """Gradio advances a streaming handler from whichever pool thread is free."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    stream = compare_tab.send("Write a tagline.", run_name, None, 16, 0)
+    steps = []
+    while True:
+        with ThreadPoolExecutor(max_workers=1) as pool:  # a new thread for every token
+            step = pool.submit(next, stream, None).result()
+        if step is None:
+            break
+        steps.append(step)
+    base, tuned, _, _ = steps[-1]
+    assert len(steps) > 2 and base[1]["content"] and tuned[1]["content"]
+
+
 def test_blind_vote_updates_the_win_rate(run_name):
     question, a, b, session, *buttons = compare_tab.new_pair(run_name, None, 8, 0)
     assert question and all(u["interactive"] for u in buttons)

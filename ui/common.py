@@ -9,6 +9,7 @@ from functools import lru_cache
 import gradio as gr
 
 from localsft.errors import UserError
+from localsft.threads import iterate_in_thread
 
 
 def _plain(err: Exception) -> gr.Error:
@@ -22,8 +23,8 @@ def plain_errors(fn):
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
         def generator(*args, **kwargs):
-            try:
-                yield from fn(*args, **kwargs)
+            try:  # one thread for the whole stream: MLX graphs cannot hop threads
+                yield from iterate_in_thread(lambda: fn(*args, **kwargs))
             except gr.Error:
                 raise
             except Exception as err:
