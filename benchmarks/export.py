@@ -6,6 +6,7 @@ format's), exporting the run's adapter as `localsft export` does:
     load_s          loading the base, attaching the adapter, the reference logits of the check
     write_check_s   writing the format, loading it back and running the fuse check
     total_s         the whole export_run call
+    cpu_s           CPU seconds the process used (user + system; less sensitive to a busy machine)
     peak_rss_mb     the process's peak resident memory (Python, torch-free)
     mlx_peak_mb     mx.get_peak_memory(): MLX arrays at their largest
     size_mb         the export folder on disk
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -48,11 +50,13 @@ def measure(run: Path, fmt: str, bits: int | None, out: Path) -> dict:
     except Exception as err:  # report, keep benchmarking the other formats
         return {"error": str(err)}
     end = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
     first_write = next(t for t, msg in marks if msg.startswith("writing"))
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    figures = {"total_s": round(end - start, 2), "load_s": round(first_write - start, 2),
+    figures = {"total_s": round(end - start, 2), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),
+               "load_s": round(first_write - start, 2),
                "write_check_s": round(end - first_write, 2),
-               "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+               "peak_rss_mb": round(usage.ru_maxrss / 1024),
                "mlx_peak_mb": round(mx.get_peak_memory() / 1e6), "size_mb": round(size / 1e6, 1)}
     if len(results) == 1:
         check = results[0].check
@@ -79,7 +83,7 @@ def main() -> None:
 
             run = random_adapter_run(Path(tmp) / "run")
         report = {"backend": backend_name(), "blas": blas_in_use(), "run": str(args.run or "random adapter"),
-                  "formats": {}}
+                  "load_average": os.getloadavg()[0], "cpus": os.cpu_count(), "formats": {}}
         for fmt, bits in CASES:
             done = subprocess.run([sys.executable, __file__, "--run", str(run), "--one", fmt, str(bits or 0)],
                                   capture_output=True, text=True)
