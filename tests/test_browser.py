@@ -138,6 +138,9 @@ def walk_through(page):
     expect(page.locator("#vote-a")).to_be_enabled(timeout=120_000)
     page.locator("#vote-a").click()
     expect(page.locator("#ab-tally")).to_contain_text("of 1 votes")
+    for pane in ("#chat-base", "#chat-tuned"):  # the streams ran to the end, no error badge
+        expect(page.locator(pane)).not_to_contain_text("Error")
+    expect(page.get_by_text("Something went wrong")).to_have_count(0)
     shot(page, "compare")
 
     # Export: a PEFT adapter, with its download link.
