@@ -51,7 +51,8 @@ def write_tokenizer_files(tuned: Tuned, out: Path) -> None:
     if (tuned.base_path / "generation_config.json").exists():
         generation = json.loads((tuned.base_path / "generation_config.json").read_text())
     eos = end_of_turn_ids(tuned.tokenizer, tuned.base_config)
-    generation.update({"eos_token_id": eos if len(eos) > 1 else eos[0]} if eos else {})
+    if eos:  # transformers stops generation at any of these
+        generation["eos_token_id"] = eos if len(eos) > 1 else eos[0]
     if tuned.base_config.get("bos_token_id") is not None:
         generation.setdefault("bos_token_id", tuned.base_config["bos_token_id"])
     generation = {k: v for k, v in generation.items() if v is not None}
