@@ -6,10 +6,7 @@ cleared: it is never saved or logged.
 
 from __future__ import annotations
 
-import os
 import shutil
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -56,32 +53,6 @@ def export(run: str | None, formats: list[str], quantize: str, progress=gr.Progr
     return downloads, "\n\n".join(notes)
 
 
-_token_lock = threading.Lock()
-
-
-@contextmanager
-def hub_token(token: str | None):
-    """Make a typed token visible to huggingface_hub for one push, then remove it again.
-
-    localsft.export.push reads the token from the environment (HF_TOKEN or the login
-    cache); the lock keeps two sessions from pushing with each other's token.
-    """
-    token = (token or "").strip()
-    if not token:
-        yield
-        return
-    with _token_lock:
-        before = os.environ.get("HF_TOKEN")
-        os.environ["HF_TOKEN"] = token
-        try:
-            yield
-        finally:
-            if before is None:
-                os.environ.pop("HF_TOKEN", None)
-            else:
-                os.environ["HF_TOKEN"] = before
-
-
 @plain_errors
 def push(run: str | None, fmt: str, repo_id: str, token: str, private: bool, progress=gr.Progress()):
     """Push one export (made first if missing); the token field is cleared afterwards, never saved."""
@@ -90,9 +61,8 @@ def push(run: str | None, fmt: str, repo_id: str, token: str, private: bool, pro
     if not run:
         raise UserError("Choose a trained run first.")
     folder = jobs.find_run(run).path
-    with hub_token(token):
-        result = push_run(folder, (repo_id or "").strip(), fmt=fmt, private=private,
-                          on_progress=lambda msg: progress(0.5, desc=msg))
+    result = push_run(folder, (repo_id or "").strip(), fmt=fmt, private=private,
+                      on_progress=lambda msg: progress(0.5, desc=msg), token=(token or "").strip() or None)
     return "", f"Pushed {len(result.files)} files to [{repo_id}]({result.repo_url})."
 
 
