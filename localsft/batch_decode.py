@@ -22,9 +22,14 @@ PREFILL_STEP = 512  # prompt tokens per forward pass while filling the cache
 
 
 def _batch_cache(model: nn.Module, left_padding: list[int]) -> list:
-    """Empty per-layer batch caches (of the model's own cache kinds) for left-padded rows."""
+    """Empty per-layer batch caches (of the model's own cache kinds) for left-padded rows.
+
+    A single row gets the model's plain cache: no padding, no mask, as mlx-lm decodes it.
+    """
     from mlx_lm.models.cache import make_prompt_cache
 
+    if len(left_padding) == 1:
+        return make_prompt_cache(model)
     per_row = [make_prompt_cache(model) for _ in left_padding]
     cache = [layer[0].merge([row[i] for row in per_row]) for i, layer in enumerate(zip(*per_row))]
     for layer in cache:
