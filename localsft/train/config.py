@@ -33,7 +33,8 @@ class TrainConfig:
         "help": "projections to adapt, e.g. [self_attn.q_proj, self_attn.v_proj] (None: every linear layer)"})
     epochs: float = field(default=3.0, metadata={"help": "passes over the training data"})
     iters: int | None = field(default=None, metadata={"help": "optimizer steps; overrides epochs when set"})
-    batch_tokens: int = field(default=2048, metadata={"help": "token budget per micro-batch (packed rows x width)"})
+    batch_tokens: int = field(default=1024, metadata={
+        "help": "token budget per micro-batch (packed rows x width); fewer tokens, more updates per epoch"})
     batch_size: int | None = field(default=None, metadata={
         "help": "examples per micro-batch; set it to batch without packing (like mlx_lm)"})
     packing: bool = field(default=True, metadata={"help": "pack short examples into shared rows"})
