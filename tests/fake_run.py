@@ -29,20 +29,28 @@ TEST_CHATS = [
 
 
 def save_random_adapter(model_dir: Path, out_dir: Path, seed: int = 1, strength: float = 0.5,
-                        num_layers: int = 2, fine_tune_type: str = "lora") -> Path:
-    """An mlx-lm LoRA adapter for the model in `model_dir` with random non-zero weights."""
+                        num_layers: int = 2, fine_tune_type: str = "lora", rank: int = 4,
+                        scale: float = 4.0, keys: list[str] | None = None) -> Path:
+    """An mlx-lm adapter for the model in `model_dir` with random non-zero weights.
+
+    Made the way mlx-lm makes one (`linear_to_lora_layers`, the trainable parameters saved
+    to adapters.safetensors, its config beside it), so it is what the trainer writes.
+    """
     import mlx_lm
     from mlx_lm.tuner.utils import linear_to_lora_layers
 
     model, _ = mlx_lm.load(str(model_dir))
+    model.freeze()
+    lora = {**LORA, "rank": rank, "scale": scale, **({"keys": keys} if keys else {})}
     mx.random.seed(seed)  # lora_a is drawn here too
-    linear_to_lora_layers(model, num_layers, LORA, use_dora=fine_tune_type == "dora")
+    linear_to_lora_layers(model, num_layers, lora, use_dora=fine_tune_type == "dora")
     weights = {k: (mx.random.normal(v.shape) * strength if k.endswith("lora_b") else v)
-               for k, v in tree_flatten(model.parameters()) if k.endswith(("lora_a", "lora_b", ".m"))}
+               for k, v in tree_flatten(model.trainable_parameters())}
     out_dir.mkdir(parents=True, exist_ok=True)
     mx.save_safetensors(str(out_dir / "adapters.safetensors"), weights)
-    config = {"fine_tune_type": fine_tune_type, "num_layers": num_layers, "lora_parameters": LORA}
-    (out_dir / "adapter_config.json").write_text(json.dumps(config))
+    config = {"fine_tune_type": fine_tune_type, "num_layers": num_layers, "lora_parameters": lora,
+              "model": str(model_dir)}
+    (out_dir / "adapter_config.json").write_text(json.dumps(config, indent=2))
     return out_dir
 
 

@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import localsft  # noqa: F401
-import mlx.core as mx
 import pytest
 import yaml
-from mlx.utils import tree_flatten
+from fake_run import save_random_adapter
 
 HELD_OUT = [
     [{"role": "user", "content": "Write a tagline for our new running shoes."},
@@ -29,26 +27,10 @@ HELD_OUT = [
 def make_adapter(model_dir: Path, out_dir: Path, num_layers: int = 2, rank: int = 4,
                  scale: float = 8.0, keys: list[str] | None = None, seed: int = 1,
                  strength: float = 0.3, fine_tune_type: str = "lora") -> Path:
-    """An mlx-lm adapter folder for the model in `model_dir` with random (non-zero) weights."""
-    import mlx_lm
-    from mlx_lm.tuner.utils import linear_to_lora_layers
-
-    model, _ = mlx_lm.load(str(model_dir))
-    model.freeze()
-    lora = {"rank": rank, "scale": scale, "dropout": 0.0,
-            "keys": keys or ["self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj"]}
-    linear_to_lora_layers(model, num_layers, lora, use_dora=fine_tune_type == "dora")
-    mx.random.seed(seed)
-    trainable = dict(tree_flatten(model.trainable_parameters()))
-    for name, value in trainable.items():
-        if name.endswith("lora_b") or name.endswith("lora_a"):
-            trainable[name] = strength * mx.random.normal(value.shape)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    mx.save_safetensors(str(out_dir / "adapters.safetensors"), trainable)
-    config = {"fine_tune_type": fine_tune_type, "num_layers": num_layers, "lora_parameters": lora,
-              "model": str(model_dir)}
-    (out_dir / "adapter_config.json").write_text(json.dumps(config, indent=4))
-    return out_dir
+    """An mlx-lm adapter folder on q, v and down projections, with random (non-zero) weights."""
+    return save_random_adapter(model_dir, out_dir, seed=seed, strength=strength, num_layers=num_layers,
+                               fine_tune_type=fine_tune_type, rank=rank, scale=scale,
+                               keys=keys or ["self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj"])
 
 
 def make_run(run_dir: Path, model_dir: Path, **adapter_kwargs) -> Path:
