@@ -64,8 +64,10 @@ def apply_precision(model: nn.Module, precision: Precision) -> nn.Module:
         model = dequantize(model)
     if precision.dtype in ("float32", "float16", "bfloat16"):
         dtype = getattr(mx, precision.dtype)
-        model.update(tree_map(lambda a: a.astype(dtype) if mx.issubdtype(a.dtype, mx.floating) else a,
-                              model.parameters()))
+        def cast(a: mx.array) -> mx.array:  # leave arrays already in `dtype` alone (no copy)
+            return a.astype(dtype) if mx.issubdtype(a.dtype, mx.floating) and a.dtype != dtype else a
+
+        model.update(tree_map(cast, model.parameters()))
     mx.eval(model.parameters())
     return model
 
