@@ -15,19 +15,22 @@ def home() -> Path:
     return root
 
 
-def models_dir() -> Path:
-    path = home() / "models"
+def _folder(name: str) -> Path:
+    path = home() / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def models_dir() -> Path:
+    """One MLX model folder per stored model."""
+    return _folder("models")
 
 
 def runs_dir() -> Path:
-    path = home() / "runs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """One folder per training run."""
+    return _folder("runs")
 
 
 def uploads_dir() -> Path:
-    path = home() / "uploads"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """Files uploaded through the app."""
+    return _folder("uploads")
