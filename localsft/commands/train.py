@@ -156,7 +156,7 @@ def _run_on_hosts(args, config: TrainConfig | None) -> int:
         raise
     finally:
         (out / STOP_FILE).unlink(missing_ok=True)  # a request rank 0 never saw must not stop a later resume
-    events = RunFolder(out).events() if (out / "events.jsonl").exists() else []
+    events = RunFolder(out).events()  # [] when rank 0 wrote nothing here
     if not events:  # rank 0 ran elsewhere (or never started): mlx.launch's status is all there is
         return child.returncode
     return 0 if events[-1]["type"] in ("finished", "early_stopped", "stopped") else 1
