@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from localsft.errors import UserError
-from localsft.train.batching import Example, make_batch, plan_batches
+from localsft.train.batching import Example, make_batch, plan_batches, width_bucket
 from localsft.train.config import TrainConfig
 from localsft.train.loss import loss_sum, token_losses
 
@@ -82,12 +82,23 @@ def test_packing_places_every_example_once_in_bucketed_rows():
     assert len(shapes) <= 12  # few shapes: the compiled step is rarely retraced
 
 
-def test_count_batching_sorts_by_length():
-    examples = _examples([5, 300, 6, 290, 7, 310, 8, 305])
+def test_count_batching_groups_shuffled_examples_like_mlx_lm():
+    lengths = [5, 300, 6, 290, 7, 310, 8, 305] * 4
+    examples = _examples(lengths)
     plan = plan_batches(examples, 0, None, batch_size=2, rng=np.random.default_rng(0))
-    for rows in plan:
-        widths = [examples[row[0]].width for row in rows]
-        assert max(widths) - min(widths) < 30
+    assert sorted(i for rows in plan for row in rows for i in row) == list(range(len(examples)))
+    assert all(len(rows) == 2 and all(len(row) == 1 for row in rows) for rows in plan)
+    # not sorted by length: some batches mix a short and a long example
+    assert any(max(lengths[r[0]] for r in rows) > 100 > min(lengths[r[0]] for r in rows) for rows in plan)
+    batch = make_batch(examples, plan[0], packed=False)
+    assert batch.inputs.shape[1] == width_bucket(max(lengths[r[0]] - 1 for r in plan[0]))
+    # evaluation (no rng) sorts by length, which only saves padding
+    fixed = plan_batches(examples, 0, None, batch_size=2, rng=None)
+    assert [lengths[r[0]] for rows in fixed for r in rows] == sorted(lengths)
+
+
+def test_width_buckets_pad_to_multiples_of_32_up_to_512():
+    assert [width_bucket(n) for n in (1, 16, 17, 64, 65, 300, 512, 513, 2049)] == [16, 16, 32, 64, 96, 320, 512, 640, 2560]
 
 
 def test_config_reads_overrides_and_rejects_unknown_keys():
