@@ -11,7 +11,7 @@ import pytest
 from localsft.errors import UserError
 from localsft.train.batching import Example, make_batch, plan_batches, width_bucket
 from localsft.train.config import TrainConfig
-from localsft.train.loss import loss_sum, token_losses
+from localsft.train.loss import hidden_states, loss_sum, token_losses
 
 
 def _examples(lengths, seed=0, vocab=300):
@@ -41,11 +41,42 @@ def test_packed_examples_get_the_loss_they_get_alone(tiny_model_dir):
     import mlx_lm
 
     model, _ = mlx_lm.load(str(tiny_model_dir))
-    examples = _examples([7, 20, 13, 30, 5])
-    packed = _per_example_loss(model, examples, [[0, 1, 2], [3, 4]], packed=True)
-    alone = [_per_example_loss(model, examples, [[i]], packed=False)[0] for i in range(len(examples))]
+    examples = _examples([7, 20, 13, 30, 5, 100])  # the 136-wide row spans several attention blocks
+    packed = _per_example_loss(model, examples, [[0, 1, 2, 5], [3, 4]], packed=True)
+    alone = [_per_example_loss(model, examples, [[i]], packed=False)[0] for i in (0, 1, 2, 5, 3, 4)]
     np.testing.assert_allclose(packed, alone, atol=1e-4, rtol=0)
     assert min(alone) > 0
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_attention_in_query_blocks_equals_one_block(tiny_model_dir, packed):
+    """Chunked causal attention (what training uses) gives the same states and gradients."""
+    import mlx_lm
+    from mlx.utils import tree_flatten
+
+    from localsft.train.setup import apply_method
+
+    model, _ = mlx_lm.load(str(tiny_model_dir))
+    apply_method(model, TrainConfig(lora_layers=-1))
+    examples = _examples([90, 40, 70, 150])
+    batch = make_batch(examples, [[0, 1, 2], [3]], packed=packed, pack_width=64)
+    inputs = mx.array(batch.inputs)
+    segments = mx.array(batch.segments) if packed else None
+    direction = mx.random.normal((*batch.inputs.shape, model.args.hidden_size), key=mx.random.key(0))
+
+    def loss(model, chunk):  # a random projection: every attention output matters
+        return (hidden_states(model, inputs, segments, chunk=chunk) * direction).mean()
+
+    outputs = {}
+    for chunk in (0, 16, 50):
+        value, grads = nn.value_and_grad(model, lambda m: loss(m, chunk))(model)
+        outputs[chunk] = (value.item(), dict(tree_flatten(grads)))
+    assert batch.inputs.shape[1] == 224  # wider than the blocks: several blocks per row
+    for chunk in (16, 50):
+        assert abs(outputs[chunk][0] - outputs[0][0]) < 1e-5
+        for name, grad in outputs[0][1].items():
+            np.testing.assert_allclose(np.array(outputs[chunk][1][name]), np.array(grad), atol=1e-5)
+    assert mx.fast.scaled_dot_product_attention.__name__ != "_causal_sdpa"  # MLX's own again
 
 
 def test_all_masked_batch_gives_zero_loss_and_finite_gradients(tiny_model_dir):

@@ -5,13 +5,69 @@ from an argument. `_MaskCarrier` is a stand-in cache that hands the model our ma
 passes keys and values through unchanged, so every mlx-lm model runs packed rows as is.
 RoPE depends only on relative positions, so an example packed after others gets the
 same loss as alone (positions need not restart per example).
+
+Attention is computed in blocks of query rows (`chunked_attention`): on MLX's CPU backend
+attention is dense, so a causal L x L score matrix spends half its softmax on masked
+entries. Queries `s:e` only ever see keys `:e`, so each block gets exactly those keys:
+the same result (within float rounding) for about 20% less time per step on a 352-wide row.
 """
 
 from __future__ import annotations
 
+import contextvars
+import threading
+from contextlib import contextmanager
+
 import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
+
+ATTENTION_CHUNK = 64  # query rows per attention block (measured best of 44-88 on the default model)
+_SDPA = mx.fast.scaled_dot_product_attention
+_chunk = contextvars.ContextVar("localsft_attention_chunk", default=0)
+_lock = threading.Lock()
+_users = 0
+
+
+def _causal_sdpa(q: mx.array, k: mx.array, v: mx.array, *, scale: float, mask=None, **kwargs) -> mx.array:
+    """mx.fast.scaled_dot_product_attention, in query blocks when inside `chunked_attention`.
+
+    Only for self-attention with a causal mask ("causal", or a boolean array that is causal,
+    as ours always is); anything else goes to MLX unchanged.
+    """
+    chunk, n = _chunk.get(), q.shape[2]
+    causal = (isinstance(mask, str) and mask == "causal") or (isinstance(mask, mx.array) and mask.shape[-2:] == (n, n))
+    if not chunk or n <= chunk or k.shape[2] != n or not causal or kwargs.get("sinks") is not None:
+        return _SDPA(q, k, v, scale=scale, mask=mask, **kwargs)
+    blocks = []
+    for s in range(0, n, chunk):
+        e = min(s + chunk, n)
+        block_mask = mask if isinstance(mask, str) else mask[..., s:e, :e]  # "causal" aligns to the last key
+        blocks.append(_SDPA(q[:, :, s:e], k[:, :, :e], v[:, :, :e], scale=scale, mask=block_mask, **kwargs))
+    return mx.concatenate(blocks, axis=2)
+
+
+@contextmanager
+def chunked_attention(chunk: int = ATTENTION_CHUNK):
+    """Models called (traced) in this block compute causal self-attention in query blocks.
+
+    mlx-lm models call `mx.fast.scaled_dot_product_attention` by name, so it is swapped
+    for `_causal_sdpa` while any thread is inside; other threads' calls pass straight through.
+    """
+    global _users
+    with _lock:
+        if _users == 0:
+            mx.fast.scaled_dot_product_attention = _causal_sdpa
+        _users += 1
+    token = _chunk.set(chunk)
+    try:
+        yield
+    finally:
+        _chunk.reset(token)
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                mx.fast.scaled_dot_product_attention = _SDPA
 
 
 class _MaskCarrier:
@@ -46,12 +102,16 @@ def _lm_head(model: nn.Module):
     return model.model.embed_tokens.as_linear
 
 
-def hidden_states(model: nn.Module, inputs: mx.array, segments: mx.array | None) -> mx.array:
-    """Final-norm hidden states (rows, L, D); packed rows get the block-diagonal mask."""
-    if segments is None:
-        return model.model(inputs)
-    carrier = _MaskCarrier(packed_mask(segments))
-    return model.model(inputs, cache=[carrier] * len(model.layers))
+def hidden_states(model: nn.Module, inputs: mx.array, segments: mx.array | None,
+                  chunk: int = ATTENTION_CHUNK) -> mx.array:
+    """Final-norm hidden states (rows, L, D); packed rows get the block-diagonal mask.
+
+    chunk: query rows per attention block (0: one block, MLX's own attention as is)."""
+    with chunked_attention(chunk):
+        if segments is None:
+            return model.model(inputs)
+        carrier = _MaskCarrier(packed_mask(segments))
+        return model.model(inputs, cache=[carrier] * len(model.layers))
 
 
 def token_losses(model: nn.Module, inputs, targets, segments, loss_index) -> mx.array:
