@@ -4,7 +4,7 @@ Two ways to batch, both with few distinct shapes so the compiled step is not ret
 for every batch:
 - packed (default): examples are placed first-fit-decreasing into rows of a fixed
   width; a row holds several short examples, each attending only to itself (see
-  `masks.py`); rows per micro-batch follow the token budget.
+  `loss.py`); rows per micro-batch follow the token budget.
 - by count (`batch_size` set): the shuffled examples are grouped `batch_size` at a time
   and padded to the next width bucket, as mlx_lm batches. Not sorted by length: on mixed
   data, batches of one length give the short examples' few answer tokens as many steps
