@@ -21,8 +21,8 @@ import tempfile
 import time
 
 import localsft  # noqa: F401  (fast BLAS before mlx)
-from localsft.backend import backend_name, matmul_gflops
-from localsft.blas import blas_in_use, find_openblas
+from localsft.platform.backend import backend_name, matmul_gflops
+from localsft.platform.blas import blas_in_use, find_openblas
 from localsft.models import load_model, resolve_model
 
 PROMPT = "Write a short paragraph about why people enjoy hiking in the mountains."

@@ -37,11 +37,11 @@ import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import yaml
 
-from localsft.adapter_switch import SwitchableModel, load_switchable
-from localsft.backend import backend_name
-from localsft.batch_decode import decode_tokens
-from localsft.blas import blas_in_use, find_openblas
-from localsft.generate import SamplingSettings, chat_prompt
+from localsft.inference.switch import SwitchableModel, load_switchable
+from localsft.platform.backend import backend_name
+from localsft.inference.batch import decode_tokens
+from localsft.platform.blas import blas_in_use, find_openblas
+from localsft.inference.generate import SamplingSettings, chat_prompt
 from localsft.models.default import install_default_model
 from localsft.models.loading import apply_precision
 

@@ -33,8 +33,8 @@ from pathlib import Path
 import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 
-from localsft.backend import backend_name
-from localsft.blas import blas_in_use
+from localsft.platform.backend import backend_name
+from localsft.platform.blas import blas_in_use
 from localsft.export import FORMATS, export_run
 
 CASES = [(fmt, None) for fmt in FORMATS] + [("mlx", 8), ("mlx", 4), ("gguf", 8), ("all", None)]

@@ -36,9 +36,9 @@ from pathlib import Path
 import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 
-from localsft.backend import backend_name
+from localsft.platform.backend import backend_name
 from localsft.models.default import install_default_model
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "recipes" / "data" / "mixed_lengths.jsonl"

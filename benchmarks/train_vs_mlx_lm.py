@@ -118,8 +118,8 @@ def mlx_lm(model: Path, data: Path, out: Path, args, n_train: int) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(config))
     env = dict(os.environ)
-    if localsft.blas.find_openblas() and "OpenBLAS" in localsft.blas.blas_in_use():
-        env["LD_PRELOAD"] = localsft.blas.find_openblas()  # the same fast BLAS we get
+    if localsft.platform.blas.find_openblas() and "OpenBLAS" in localsft.platform.blas.blas_in_use():
+        env["LD_PRELOAD"] = localsft.platform.blas.find_openblas()  # the same fast BLAS we get
     result = run_child([sys.executable, "-m", "mlx_lm", "lora", "-c", str(out / "config.yaml")], env,
                        out / "train.log")
     result["steps"] = iters

@@ -1,10 +1,10 @@
 """localsft: fine-tune a small language model on your own machine.
 
 Importing the package first makes MLX's CPU backend use a fast BLAS on Linux
-(see `localsft.blas`), so every entry point (CLI, UI, tests) gets it.
+(see `localsft.platform.blas`), so every entry point (CLI, UI, tests) gets it.
 """
 
-from localsft import blas as _blas
+from localsft.platform import blas as _blas
 
 _blas.preload_fast_blas()
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import localsft  # noqa: F401
 import mlx.core as mx
 import yaml
 from mlx.utils import tree_flatten

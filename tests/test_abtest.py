@@ -7,9 +7,9 @@ import random
 import pytest
 import yaml
 
-from localsft.abtest import make_pair, read_votes, record_vote, wilson_interval, win_rate
+from localsft.evaluation.abtest import make_pair, read_votes, record_vote, wilson_interval, win_rate
 from localsft.errors import UserError
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ import pytest
 from fake_run import make_run
 from mlx_lm.tuner.utils import load_adapters
 
-from localsft.adapter_switch import load_switchable
-from localsft.batch_decode import decode_tokens
-from localsft.compare import CompareChat, answer_sides, open_compare
+from localsft.inference.switch import load_switchable
+from localsft.inference.batch import decode_tokens
+from localsft.inference.side_by_side import CompareChat, answer_sides, open_compare
 from localsft.errors import UserError
-from localsft.generate import SamplingSettings, chat_prompt
+from localsft.inference.generate import SamplingSettings, chat_prompt
 
 GREEDY = SamplingSettings(max_tokens=24)
 

@@ -9,10 +9,10 @@ from fake_run import make_run, save_random_adapter
 from mlx.utils import tree_flatten
 from mlx_lm.tuner.utils import load_adapters
 
-from localsft.adapter_switch import load_switchable
-from localsft.batch_decode import decode_tokens
-from localsft.compare import answer_sides
-from localsft.generate import SamplingSettings, chat_prompt
+from localsft.inference.switch import load_switchable
+from localsft.inference.batch import decode_tokens
+from localsft.inference.side_by_side import answer_sides
+from localsft.inference.generate import SamplingSettings, chat_prompt
 from localsft.models.loading import load_model
 
 pytestmark = pytest.mark.slow

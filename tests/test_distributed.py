@@ -12,12 +12,11 @@ import sys
 import tempfile
 from pathlib import Path
 
-import localsft  # noqa: F401
 import numpy as np
 import pytest
 
 from localsft.errors import UserError
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 from localsft.train import train
 from localsft.train.batching import Example
 from localsft.train.distributed import Group, launch_command

@@ -11,13 +11,13 @@ import pytest
 from fake_run import make_run
 from mlx_lm.tuner.utils import load_adapters
 
-from localsft.adapter_switch import load_switchable
+from localsft.inference.switch import load_switchable
 from localsft.cli import main
-from localsft.compare import answer_sides
+from localsft.inference.side_by_side import answer_sides
 from localsft.data.template import tokenize_example
 from localsft.errors import UserError
-from localsft.evaluate import evaluate_run, held_out_loss, read_examples
-from localsft.generate import SamplingSettings
+from localsft.evaluation.evaluate import evaluate_run, held_out_loss, read_examples
+from localsft.inference.generate import SamplingSettings
 
 SHORT = SamplingSettings(max_tokens=16)
 

@@ -7,8 +7,8 @@ import json
 import pytest
 import yaml
 
-from localsft.evaluate import evaluate_run
-from localsft.generate import SamplingSettings
+from localsft.evaluation.evaluate import evaluate_run
+from localsft.inference.generate import SamplingSettings
 from localsft.train import TrainConfig, train
 
 pytestmark = pytest.mark.slow

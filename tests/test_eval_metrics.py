@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from localsft import metrics
+from localsft.evaluation import metrics
 from localsft.errors import UserError
-from localsft.evaluate import load_probes
+from localsft.evaluation.evaluate import load_probes
 
 
 def test_exact_match_ignores_case_and_spacing_only():

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-import localsft  # noqa: F401
 import mlx.core as mx
 import pytest
 from test_export_runs import HELD_OUT, make_run, tiny_run  # noqa: F401  (fixture)
@@ -18,7 +17,7 @@ from localsft.export.peft import from_peft, to_peft
 def _greedy(model, tokenizer, messages, max_tokens=12):
     from mlx_lm import generate
 
-    from localsft.generate import chat_prompt
+    from localsft.inference.generate import chat_prompt
 
     return generate(model, tokenizer, chat_prompt(tokenizer, messages), max_tokens=max_tokens)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-import localsft  # noqa: F401
 import pytest
 from test_export_runs import make_run
 from test_export_torch import _assert_same_logits, _assert_same_tokens, _mlx_reference
@@ -75,7 +74,7 @@ def test_gguf_export_loads_in_transformers_with_the_same_logits(exported):
 def test_mlx_export_generates_the_adapter_on_base_answers(exported, default_model_dir):
     import mlx_lm
 
-    from localsft.generate import chat_prompt
+    from localsft.inference.generate import chat_prompt
     from localsft.models.loading import dequantize
 
     run, results, _, _ = exported

@@ -5,7 +5,6 @@ Each reader's model (or weights) must match the adapter-on-base model in MLX.
 
 from __future__ import annotations
 
-import localsft  # noqa: F401
 import numpy as np
 import pytest
 from test_export_runs import HELD_OUT, tiny_run  # noqa: F401  (fixture)
@@ -14,7 +13,7 @@ from test_export_torch import _assert_same_logits, _mlx_reference
 from localsft.export import export_run
 from localsft.export.check import Probe, probe_logits
 from localsft.export.merge import fuse, load_base, load_tuned
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 
 
 def _unpermute(rows: np.ndarray, heads: int) -> np.ndarray:

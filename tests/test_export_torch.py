@@ -7,7 +7,6 @@ offline from the export alone and tokenize exactly as MLX does.
 
 from __future__ import annotations
 
-import localsft  # noqa: F401
 import numpy as np
 import pytest
 from test_export_runs import HELD_OUT, tiny_run  # noqa: F401  (fixture)
@@ -15,7 +14,7 @@ from test_export_runs import HELD_OUT, tiny_run  # noqa: F401  (fixture)
 from localsft.export import export_run
 from localsft.export.check import Probe, probe_logits
 from localsft.export.merge import load_tuned
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from localsft.backend import backend_name, choose_precision
-from localsft.blas import blas_in_use
+from localsft.platform.backend import backend_name, choose_precision
+from localsft.platform.blas import blas_in_use
 from localsft.cli import main
 
 
@@ -35,7 +35,7 @@ def test_precision_follows_the_device():
 
 
 def test_fast_blas_is_automatic_in_a_fresh_process():
-    code = "import localsft.backend as b; print(b.blas_in_use()); print(b.matmul_gflops('float32') > 20)"
+    code = "import localsft.platform.backend as b; print(b.blas_in_use()); print(b.matmul_gflops('float32') > 20)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("OpenBLAS") and out.strip().endswith("True")
     assert blas_in_use().startswith("OpenBLAS")

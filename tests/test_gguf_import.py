@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import localsft  # noqa: F401
 import mlx.core as mx
 
 from localsft.models.default import default_gguf_path

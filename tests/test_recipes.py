@@ -8,7 +8,7 @@ import pytest
 
 from localsft.cli import main
 from localsft.errors import UserError
-from localsft.recipes import list_recipes, load_recipe
+from localsft.train.recipes import list_recipes, load_recipe
 from localsft.train import train
 from test_train import make_data
 

@@ -6,10 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-import localsft  # noqa: F401
 import mlx.core as mx
 
-from localsft.threads import iterate_in_thread
+from localsft.platform.threads import iterate_in_thread
 
 
 def _running_sums(n: int):

@@ -10,13 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-import localsft  # noqa: F401
 import mlx.core as mx
 import numpy as np
 import pytest
 
 from localsft.errors import UserError
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 from localsft.train import TrainConfig, train
 from localsft.train.plan import check_fits
 

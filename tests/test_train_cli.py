@@ -13,7 +13,7 @@ import mlx.core as mx
 import pytest
 
 from localsft.cli import main
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 from localsft.train import TrainConfig, train
 from test_train import make_data
 
@@ -64,7 +64,7 @@ def test_sigterm_stops_the_cli_cleanly_with_a_checkpoint(tiny_model_dir, tmp_pat
 
 @pytest.mark.slow
 def test_real_default_model_learns_a_recipe(default_model_dir, tmp_path):
-    from localsft.recipes import load_recipe
+    from localsft.train.recipes import load_recipe
 
     config = load_recipe("brand-voice").train_config().replace(
         model=str(default_model_dir), iters=4, eval_every=4, learning_rate=1e-3, batch_tokens=512,

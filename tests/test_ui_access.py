@@ -19,7 +19,7 @@ from localsft.errors import UserError
 
 
 def test_defaults_bind_loopback_without_share():
-    args = build_parser().parse_args(["ui"])
+    args = build_parser("ui").parse_args(["ui"])
     assert (args.host, args.port, args.auth, args.share) == ("127.0.0.1", 7860, None, False)
     assert access_settings(args.host, args.auth, args.share) == ("127.0.0.1", None)
 
@@ -63,7 +63,7 @@ def test_cli_refuses_public_host_without_login(capsys, monkeypatch):
 
 
 def test_library_and_cli_do_not_import_gradio():
-    code = ("import sys, localsft.cli, localsft.jobs, localsft.commands.ui; localsft.cli.build_parser(); "
+    code = ("import sys, localsft.cli, localsft.runs.jobs, localsft.commands.ui; localsft.cli.build_parser(); "
             "print('gradio' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
@@ -96,3 +96,14 @@ def test_a_public_host_really_asks_for_the_login():
     finally:
         app.terminate()
         app.wait(30)
+
+
+def test_help_loads_no_mlx_and_imports_only_the_chosen_verb():
+    code = ("import sys, localsft.cli\n"
+            "try:\n    localsft.cli.main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('mlx', 'mlx_lm')))\n"
+            "print(sorted(m for m in sys.modules if m.startswith('localsft.commands.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-2:] == ["[]", "[]"]
+    result = subprocess.run([sys.executable, "-m", "localsft", "recipes", "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "list training recipes" in result.stdout

@@ -1,4 +1,4 @@
-"""Training jobs (localsft.jobs): progress from the event log, the runs list, the job file.
+"""Training jobs (localsft.runs.jobs): progress from the event log, the runs list, the job file.
 
 The end-to-end rules (one training at a time, re-attach, stop) run the real
 `localsft train` child on a tiny model in tests/test_ui_training.py.
@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from localsft import jobs, paths
+from localsft import paths
+from localsft.runs import jobs
 from localsft.errors import UserError
 
 

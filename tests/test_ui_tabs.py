@@ -12,7 +12,7 @@ import pytest
 
 from fake_run import make_run
 from localsft import paths
-from ui import compare_tab, data_tab, export_tab, runs_tab, train_tab
+from localsft_ui import compare_tab, data_tab, export_tab, runs_tab, train_tab
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "recipes" / "data"
 

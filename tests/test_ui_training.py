@@ -9,9 +9,10 @@ import time
 
 import pytest
 
-from localsft import jobs, paths
+from localsft import paths
+from localsft.runs import jobs
 from localsft.errors import UserError
-from ui import train_tab
+from localsft_ui import train_tab
 
 
 def wait_for(condition, timeout: float = 90.0, what: str = ""):

@@ -1,7 +1,7 @@
 """The studio page: five tabs over the library, and `launch` with the privacy settings.
 
 Per-session values live in gr.State (the examples file, the followed run); the only
-shared state is the training job, deliberately one per machine (localsft.jobs).
+shared state is the training job, deliberately one per machine (localsft.runs.jobs).
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
 
 import gradio as gr  # noqa: E402
 
-import localsft  # noqa: E402,F401
 from localsft import paths  # noqa: E402
-from ui import compare_tab, data_tab, export_tab, runs_tab, train_tab  # noqa: E402
+from localsft_ui import compare_tab, data_tab, export_tab, runs_tab, train_tab  # noqa: E402
 
 TITLE = "localsft studio"
 

@@ -9,7 +9,7 @@ from functools import lru_cache
 import gradio as gr
 
 from localsft.errors import UserError
-from localsft.threads import iterate_in_thread
+from localsft.platform.threads import iterate_in_thread
 
 
 def _plain(err: Exception) -> gr.Error:
@@ -52,7 +52,7 @@ def tokenizer_for(model: str | None):
 
 def finished_run_choices() -> list[str]:
     """Runs that have an adapter to compare or export."""
-    from localsft.jobs import list_runs
+    from localsft.runs.jobs import list_runs
 
     return [r.name for r in list_runs() if (r.path / "adapters").is_dir()]
 

@@ -1,7 +1,7 @@
 """Compare: base (left) and tuned (right) answering side by side, the held-out evaluation, blind A/B votes.
 
 The loaded model lives in this session's gr.State: one copy of the base weights with
-the run's adapter switched per answer (localsft.compare), loaded on first use.
+the run's adapter switched per answer (localsft.inference.side_by_side), loaded on first use.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from localsft import jobs
+from localsft.runs import jobs
 from localsft.errors import UserError
-from localsft.generate import SamplingSettings
-from ui.common import finished_run_choices, plain_errors, run_dropdown
+from localsft.inference.generate import SamplingSettings
+from localsft_ui.common import finished_run_choices, plain_errors, run_dropdown
 
 METRICS = [("loss", "validation loss (lower is better)"), ("perplexity", "perplexity (lower is better)"),
            ("exact_match", "exact match"), ("chrf", "chrF (similarity to the reference)"),
@@ -28,7 +28,7 @@ def open(name: str | None):  # noqa: A001  (the Runs tab's "Open in Compare")
 
 def _loaded(session: dict | None, run: str | None, progress) -> dict:
     """This session's model for `run`, loaded when the run changes."""
-    from localsft.compare import open_compare
+    from localsft.inference.side_by_side import open_compare
 
     if not run:
         raise UserError("Choose a trained run first (train one, or open one from the Runs tab).")
@@ -99,7 +99,7 @@ def saved_eval(run: str | None) -> list[list]:
 def evaluate(run: str | None, session: dict | None, max_tokens, progress=gr.Progress()):
     from dataclasses import asdict
 
-    from localsft.evaluate import evaluate_run
+    from localsft.evaluation.evaluate import evaluate_run
 
     session = _loaded(session, run, progress)
 
@@ -113,7 +113,7 @@ def evaluate(run: str | None, session: dict | None, max_tokens, progress=gr.Prog
 
 # ---- blind A/B --------------------------------------------------------------------------------
 def _held_out_prompt(run: str) -> list[dict]:
-    from localsft.evaluate import read_examples, split_prompt
+    from localsft.evaluation.evaluate import read_examples, split_prompt
 
     path = jobs.find_run(run).data_dir / "test.jsonl"
     prompts = [split[0] for ex in (read_examples(path) if path.exists() else []) if (split := split_prompt(ex))]
@@ -124,7 +124,7 @@ def _held_out_prompt(run: str) -> list[dict]:
 
 @plain_errors
 def new_pair(run: str | None, session: dict | None, max_tokens, temperature, progress=gr.Progress()):
-    from localsft.abtest import new_pair as make
+    from localsft.evaluation.abtest import new_pair as make
 
     session = _loaded(session, run, progress)
     prompt = _held_out_prompt(run)
@@ -137,7 +137,7 @@ def new_pair(run: str | None, session: dict | None, max_tokens, temperature, pro
 
 @plain_errors
 def vote(choice: str, run: str | None, session: dict | None):
-    from localsft.abtest import record_vote, win_rate
+    from localsft.evaluation.abtest import record_vote, win_rate
 
     pair = (session or {}).get("pair")
     if pair is None:
@@ -149,7 +149,7 @@ def vote(choice: str, run: str | None, session: dict | None):
 
 
 def win_rate_text(run: str | None) -> str:
-    from localsft.abtest import win_rate
+    from localsft.evaluation.abtest import win_rate
 
     if not run:
         return ""

@@ -17,8 +17,8 @@ import pandas as pd
 
 from localsft import paths
 from localsft.errors import UserError
-from localsft.recipes import recipes_dir
-from ui.common import plain_errors, tokenizer_for
+from localsft.train.recipes import recipes_dir
+from localsft_ui.common import plain_errors, tokenizer_for
 
 EXAMPLES_DIR = recipes_dir() / "data"  # the recipes' example sets
 DATA_TYPES = [".csv", ".tsv", ".txt", ".xlsx", ".jsonl", ".json"]

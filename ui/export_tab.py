@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from localsft import jobs
+from localsft.runs import jobs
 from localsft.errors import UserError
-from ui.common import finished_run_choices, plain_errors, run_dropdown
+from localsft_ui.common import finished_run_choices, plain_errors, run_dropdown
 
 FORMAT_HELP = {"adapter": "adapter: the small LoRA file for MLX (mlx_lm --adapter-path)",
                "peft": "peft: the adapter for Hugging Face PEFT / transformers",

@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from localsft import jobs
-from ui.common import plain_errors
+from localsft.runs import jobs
+from localsft_ui.common import plain_errors
 
 HEADERS = ["run", "model", "status", "steps", "best val loss", "started"]
 

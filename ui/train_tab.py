@@ -1,6 +1,6 @@
 """Train: pick a model and a recipe, see the plan, start / stop / resume, follow the loss live.
 
-Training runs in a child process (`localsft.jobs`); this tab only reads its event log,
+Training runs in a child process (`localsft.runs.jobs`); this tab only reads its event log,
 every two seconds, so a reload or a second tab shows the same running job.
 """
 
@@ -14,9 +14,10 @@ from types import SimpleNamespace
 import gradio as gr
 import pandas as pd
 
-from localsft import jobs, paths
+from localsft import paths
+from localsft.runs import jobs
 from localsft.errors import UserError
-from ui.common import plain_errors
+from localsft_ui.common import plain_errors
 
 POLL_SECONDS = 2.0
 # The advanced fields, in the order `overrides` takes them: (label, decimals, element id).
@@ -40,14 +41,14 @@ def model_choices() -> list[str]:
 
 def recipe_choices() -> list[tuple[str, str]]:
     """(label, name) of every recipe, with how long it takes here."""
-    from localsft.recipes import list_recipes
+    from localsft.train.recipes import list_recipes
 
     return [(f"{r.name} ({r.time_hint})", r.name) for r in list_recipes()]
 
 
 def recipe_info(name: str | None) -> str:
     """What the recipe is for and how long it takes, in plain words."""
-    from localsft.recipes import load_recipe
+    from localsft.train.recipes import load_recipe
 
     if not name:
         return "The trainer's default settings."
@@ -98,7 +99,7 @@ def training_data(data_file: str | None, recipe: str | None) -> str:
     if data_file:
         return data_file
     if recipe:
-        from localsft.recipes import load_recipe
+        from localsft.train.recipes import load_recipe
 
         data = load_recipe(recipe).train_config().data
         if data:

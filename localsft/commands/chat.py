@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import sys
 
-from localsft.compare import SIDES, open_compare
-from localsft.generate import SamplingSettings
+from localsft.inference.side_by_side import SIDES, open_compare
+from localsft.inference.generate import SamplingSettings
 
 LABELS = {"base": "base model", "tuned": "tuned model"}
 
@@ -59,8 +59,7 @@ def run(args) -> int:
             _print_turn(chat, text, args.compare)
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("chat", help="chat with a run's tuned model (--compare: base and tuned side by side)")
+def register(parser) -> None:
     parser.add_argument("run", help="run folder")
     parser.add_argument("--compare", action="store_true", help="answer with the base and the tuned model")
     parser.add_argument("--max-tokens", type=int, default=256)

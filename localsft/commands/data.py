@@ -90,8 +90,7 @@ def _common(parser) -> None:
     parser.add_argument("--no-mask-prompt", action="store_true", help="train on prompt tokens too (default: outputs only)")
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("data", help="check example files, prepare training splits, preview")
+def register(parser) -> None:
     verbs = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     check_p = verbs.add_parser("check", help="read and check a file; exit 0 if it can be trained on, else 1")
     _common(check_p)

@@ -17,8 +17,8 @@ def _version(pkg: str) -> str:
 def report() -> list[tuple[str, str]]:
     """(label, value) lines describing this machine as localsft sees it."""
     from localsft import paths
-    from localsft.backend import available_memory_bytes, backend_name, choose_precision, matmul_gflops
-    from localsft.blas import blas_in_use
+    from localsft.platform.backend import available_memory_bytes, backend_name, choose_precision, matmul_gflops
+    from localsft.platform.blas import blas_in_use
     from localsft.models.store import list_models
 
     models = ", ".join(m.name for m in list_models()) or "none (run `localsft models list` to set up the default)"
@@ -44,5 +44,5 @@ def run(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    subparsers.add_parser("doctor", help="show backend, BLAS speed, memory, models, versions").set_defaults(func=run)
+def register(parser) -> None:
+    parser.set_defaults(func=run)

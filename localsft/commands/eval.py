@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import sys
 
-from localsft.evaluate import EvalProgress, EvalReport, evaluate_run
-from localsft.generate import SamplingSettings
-from localsft.run_folder import RunFolder
+from localsft.evaluation.evaluate import EvalProgress, EvalReport, evaluate_run
+from localsft.inference.generate import SamplingSettings
+from localsft.runs.folder import RunFolder
 
 
 def _progress(event: EvalProgress) -> None:
@@ -49,8 +49,7 @@ def run(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("eval", help="evaluate a run: base vs tuned on held-out data, forgetting check")
+def register(parser) -> None:
     parser.add_argument("run", help="run folder")
     parser.add_argument("--data", default=None, help="JSONL file to evaluate on (default: the run's data/test.jsonl)")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")

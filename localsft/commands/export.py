@@ -21,8 +21,7 @@ def run(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("export", help="export a run's tuned model (mlx, adapter, peft, hf, gguf)")
+def register(parser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
     parser.add_argument("--format", default="all", metavar="F",
                         help=f"{', '.join(FORMATS)}, several joined by commas, or all (default; one subfolder each)")

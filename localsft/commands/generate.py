@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from localsft.generate import SamplingSettings, stream_chat
+from localsft.inference.generate import SamplingSettings, stream_chat
 from localsft.models.loading import load_model
 
 
@@ -19,8 +19,7 @@ def run(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("generate", help="answer one prompt with a model (streamed)")
+def register(parser) -> None:
     parser.add_argument("--model", default=None, help="model name or folder (default: the embedded default model)")
     parser.add_argument("--prompt", required=True, help="the user message")
     parser.add_argument("--max-tokens", type=int, default=256)

@@ -37,8 +37,7 @@ def run_add(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("models", help="list or add models")
+def register(parser) -> None:
     verbs = parser.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     verbs.add_parser("list", help="show the models in the store").set_defaults(func=run_list)
     add = verbs.add_parser("add", help="add a model: Hugging Face repo id, model folder or .gguf file")

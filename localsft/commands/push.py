@@ -15,8 +15,7 @@ def run(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("push", help="upload a run's export to the Hugging Face Hub")
+def register(parser) -> None:
     parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
     parser.add_argument("--repo", required=True, help="USER/NAME on the Hub (created if missing)")
     parser.add_argument("--format", default="adapter", choices=PUSHABLE,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def run(args) -> int:
-    from localsft.recipes import list_recipes
+    from localsft.train.recipes import list_recipes
 
     recipes = list_recipes()
     width = max(len(r.name) for r in recipes)
@@ -14,6 +14,5 @@ def run(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("recipes", help="list training recipes (presets and task recipes)")
+def register(parser) -> None:
     parser.set_defaults(func=run)

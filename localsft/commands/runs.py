@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def run(args) -> int:
-    from localsft.train.summary import list_runs
+    from localsft.runs.status import list_runs
 
     runs = list_runs()
     if not runs:
@@ -17,6 +17,5 @@ def run(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("runs", help="list training runs (model, status, best validation loss, date)")
+def register(parser) -> None:
     parser.set_defaults(func=run)

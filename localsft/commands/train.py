@@ -6,6 +6,7 @@ data-parallel training, see localsft/train/distributed.py.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -21,7 +22,7 @@ def build_config(args) -> TrainConfig:
     """Defaults, then the recipe, then --data/--model, then each --set (later wins)."""
     config = TrainConfig()
     if args.recipe:
-        from localsft.recipes import load_recipe
+        from localsft.train.recipes import load_recipe
 
         config = load_recipe(args.recipe).train_config()
     changes = {k: v for k, v in (("data", args.data), ("model", args.model)) if v is not None}
@@ -120,7 +121,7 @@ def run(args) -> int:
         return 0  # rank 0 reports the run
     if result.status == "failed":
         raise UserError(result.reason)
-    from localsft.run_folder import RunFolder
+    from localsft.runs.folder import RunFolder
 
     adapters = RunFolder(result.run_dir).best_adapter()
     resume_hint = f"; resume with: localsft train --resume {result.run_dir}" if result.status == "stopped" else ""
@@ -130,7 +131,7 @@ def run(args) -> int:
 
 def _run_on_hosts(args, config: TrainConfig | None) -> int:
     """Start this command on every host under mlx.launch; Ctrl-C here asks rank 0 for a clean stop."""
-    from localsft.run_folder import RunFolder
+    from localsft.runs.folder import RunFolder
     from localsft.train import distributed
     from localsft.train.loop import STOP_FILE, new_run_dir
 
@@ -162,10 +163,9 @@ def _run_on_hosts(args, config: TrainConfig | None) -> int:
     return 0 if events[-1]["type"] in ("finished", "early_stopped", "stopped") else 1
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="fine-tune a model on your examples (LoRA by default)",
-                                   epilog="settings for --set:\n  " + "\n  ".join(help_lines()),
-                                   formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "settings for --set:\n  " + "\n  ".join(help_lines())
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--data", help="a data file (CSV, JSONL, XLSX, ...) or a folder with train.jsonl")
     parser.add_argument("--recipe", help="a recipe name (see `localsft recipes`) or a recipe YAML file")
     parser.add_argument("--model", help="model name or folder (default: the embedded default model)")

@@ -58,7 +58,7 @@ def run(args) -> int:
 
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     os.environ.setdefault("GRADIO_TEMP_DIR", str(paths.home() / "cache" / "gradio"))
-    from ui.app import launch
+    from localsft_ui.app import launch
 
     demo = launch(host=host, port=args.port, auth=login, share=args.share)
     print(f"localsft studio: {demo.local_url}" + (f" and {demo.share_url}" if demo.share_url else "")
@@ -70,8 +70,7 @@ def run(args) -> int:
     return 0
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("ui", help="open the studio in the browser (data, train, compare, export)")
+def register(parser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST,
                         help=f"address to listen on (default {DEFAULT_HOST}: this machine only)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")

@@ -16,7 +16,7 @@ from localsft.data.report import DataReport, length_stats
 from localsft.data.split import split_groups
 from localsft.data.template import tokenize_example
 from localsft.errors import UserError
-from localsft.run_folder import atomic_write_text
+from localsft.runs.folder import atomic_write_text
 
 SPLITS = ("train", "valid", "test")
 

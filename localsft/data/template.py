@@ -49,7 +49,7 @@ def has_chat_template(tokenizer) -> bool:
 def fallback_render(tokenizer, messages: list[dict], add_generation_prompt: bool = False) -> str:
     """`role: content` lines; assistant turns end with the end-of-sequence token.
 
-    Matches the fallback prompt `localsft.generate.chat_prompt` builds for inference
+    Matches the fallback prompt `localsft.inference.generate.chat_prompt` builds for inference
     ("...\\nassistant: "), so a model trained with it answers the same way it was taught.
     """
     eos = getattr(tokenizer, "eos_token", None) or ""

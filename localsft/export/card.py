@@ -15,7 +15,7 @@ import yaml
 
 from localsft.export.check import CheckResult
 from localsft.export.merge import Tuned, base_license, base_reference
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 
 _LIBRARY = {"mlx": "mlx", "adapter": "mlx", "peft": "peft", "hf": "transformers", "gguf": "gguf"}
 _MAX_TEXT = 80  # longer config strings (prompts, paths) are left out of the card

@@ -19,11 +19,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 
-from localsft.generate import chat_prompt
+from localsft.inference.generate import chat_prompt
 
 MAX_PROBES = 3
 MAX_PROBE_TOKENS = 64

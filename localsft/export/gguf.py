@@ -14,7 +14,6 @@ import json
 import tempfile
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import numpy as np
 
 from localsft.errors import UserError

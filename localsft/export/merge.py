@@ -13,7 +13,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
@@ -21,7 +20,7 @@ from mlx.utils import tree_flatten, tree_map, tree_unflatten
 from localsft.errors import UserError
 from localsft.models.loading import dequantize
 from localsft.models.store import resolve_model
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 
 FLOAT_TYPES = ("float32", "float16", "bfloat16")
 

@@ -12,7 +12,6 @@ import json
 import re
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 
 from localsft.errors import UserError

@@ -19,7 +19,7 @@ from localsft.errors import UserError
 from localsft.export.card import model_card, usage
 from localsft.export.check import CheckResult, compare, make_probes, probe_logits
 from localsft.export.merge import Tuned, fuse, load_tuned
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 
 FORMATS = ("adapter", "peft", "mlx", "hf", "gguf")  # adapter formats first: they need the unfused model
 FUSED_FORMATS = ("mlx", "hf", "gguf")

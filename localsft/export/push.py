@@ -15,7 +15,7 @@ from pathlib import Path
 
 from localsft.errors import UserError
 from localsft.export.pipeline import CHECK_FILE, export_run
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 
 PUSHABLE = ("adapter", "peft", "hf", "gguf", "mlx")
 

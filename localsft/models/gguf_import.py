@@ -13,7 +13,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 
 from localsft.errors import UserError

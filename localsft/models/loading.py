@@ -6,12 +6,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_map
 
-from localsft.backend import Precision, choose_precision
+from localsft.platform.backend import Precision, choose_precision
 from localsft.errors import UserError
 from localsft.models.store import _count_parameters, resolve_model
 

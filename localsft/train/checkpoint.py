@@ -16,12 +16,11 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map_with_path
 
-from localsft.run_folder import RunFolder, atomic_write_text
+from localsft.runs.folder import RunFolder, atomic_write_text
 
 KEEP_CHECKPOINTS = 2
 

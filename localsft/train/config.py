@@ -129,7 +129,7 @@ class TrainConfig:
         return self.replace(**changes)
 
     def save(self, path: Path) -> None:
-        from localsft.run_folder import atomic_write_text
+        from localsft.runs.folder import atomic_write_text
 
         atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 

@@ -24,7 +24,6 @@ import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 import numpy as np
@@ -135,7 +134,7 @@ def train_in_group(group: Group, config=None, run_dir: str | Path | None = None,
     write nothing (their run folder is a name that is never created).
     Returns the TrainResult (rank 0's describes the run).
     """
-    from localsft.run_folder import RunFolder
+    from localsft.runs.folder import RunFolder
     from localsft.train.config import TrainConfig
     from localsft.train.loop import train
 

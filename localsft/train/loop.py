@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_map
@@ -23,7 +22,7 @@ from mlx.utils import tree_map
 from localsft import paths
 from localsft.errors import UserError
 from localsft.models.loading import load_model
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 from localsft.train import events as ev
 from localsft.train.batching import Batch, BatchPlan, eval_batches, make_batch, tokenize_examples
 from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint,
@@ -322,7 +321,7 @@ class _Trainer:
         return bool(patience and state.evals_since_best >= patience)
 
     def _sample(self) -> None:
-        from localsft.generate import SamplingSettings, stream_chat
+        from localsft.inference.generate import SamplingSettings, stream_chat
 
         chats = [r["messages"] for r in self.valid_rows
                  if r.get("messages") and r["messages"][-1]["role"] == "assistant"][: self.config.sample_prompts]

@@ -19,7 +19,6 @@ import contextvars
 import threading
 from contextlib import contextmanager
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 

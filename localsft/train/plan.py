@@ -10,12 +10,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_flatten
 
-from localsft.backend import available_memory_bytes
+from localsft.platform.backend import available_memory_bytes
 from localsft.errors import UserError
 
 MB = 1024 * 1024

@@ -5,14 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
 from localsft.errors import UserError
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 from localsft.train.batching import read_jsonl
 from localsft.train.config import TrainConfig
 

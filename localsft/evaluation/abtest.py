@@ -21,7 +21,7 @@ from pathlib import Path
 from statistics import NormalDist
 
 from localsft.errors import UserError
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 
 CHOICES = ("A", "B", "tie")
 
@@ -57,10 +57,10 @@ def new_pair(switchable, prompt: str | list[dict], settings=None,
              rng: random.Random | None = None) -> BlindPair:
     """Answer `prompt` with base and tuned (one batch) and return the answers as a blind pair.
 
-    switchable: the run's loaded model (`localsft.adapter_switch.load_switchable(run)`,
+    switchable: the run's loaded model (`localsft.inference.switch.load_switchable(run)`,
     or `CompareChat.switchable`).
     """
-    from localsft.compare import answer_sides
+    from localsft.inference.side_by_side import answer_sides
 
     answers = answer_sides(switchable, _as_messages(prompt), settings)
     return make_pair(prompt, answers["base"], answers["tuned"], rng)

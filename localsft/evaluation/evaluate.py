@@ -17,16 +17,15 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 
-from localsft import metrics
-from localsft.adapter_switch import SwitchableModel, load_switchable
-from localsft.compare import SIDES, answer_many
+from localsft.evaluation import metrics
+from localsft.inference.switch import SwitchableModel, load_switchable
+from localsft.inference.side_by_side import SIDES, answer_many
 from localsft.errors import UserError
-from localsft.generate import SamplingSettings
-from localsft.run_folder import RunFolder, atomic_write_text
+from localsft.inference.generate import SamplingSettings
+from localsft.runs.folder import RunFolder, atomic_write_text
 
 PROBE_MAX_TOKENS = 32  # facts come first; longer answers only cost time
 LOSS_TOKENS_PER_BATCH = 2048  # bounds the (tokens x vocabulary) logits held at once
@@ -103,7 +102,7 @@ def split_prompt(example: dict) -> tuple[list[dict], str] | None:
 
 def load_probes() -> list[dict]:
     """The shipped general-knowledge probe set: {"category", "question", "answers"} per line."""
-    text = resources.files("localsft").joinpath("probes/general.jsonl").read_text()
+    text = resources.files("localsft.evaluation").joinpath("probes/general.jsonl").read_text()
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
@@ -165,7 +164,7 @@ def evaluate_run(run: RunFolder | str | Path, data: str | Path | None = None,
     (default greedy, 256 new tokens). switchable: an already loaded model to reuse.
     probe_limit: ask only this many probe questions (spread over the categories).
     """
-    from localsft.eval_report import render_markdown
+    from localsft.evaluation.report import render_markdown
 
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)
     data_path = Path(data) if data else run.data_dir / "test.jsonl"

@@ -5,8 +5,8 @@
         ...  # side is "base" or "tuned"; pieces of both answers arrive interleaved
 
 One copy of the base weights is loaded; the run's adapter is switched per batch row
-(`localsft.adapter_switch`), and both answers are decoded as one batch of two rows
-(`localsft.batch_decode`), so answering with both costs about as much as one.
+(`localsft.inference.switch`), and both answers are decoded as one batch of two rows
+(`localsft.inference.batch`), so answering with both costs about as much as one.
 Each side keeps its own multi-turn history: the base model sees its own earlier
 answers, the tuned model its own.
 """
@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from localsft.adapter_switch import SwitchableModel, load_switchable
-from localsft.batch_decode import answer_all, decode_text
-from localsft.generate import SamplingSettings, chat_prompt
-from localsft.run_folder import RunFolder
+from localsft.inference.switch import SwitchableModel, load_switchable
+from localsft.inference.batch import answer_all, decode_text
+from localsft.inference.generate import SamplingSettings, chat_prompt
+from localsft.runs.folder import RunFolder
 
 SIDES = ("base", "tuned")
 

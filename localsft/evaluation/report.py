@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from localsft.evaluate import EvalReport
+from localsft.evaluation.evaluate import EvalReport
 
 MAX_EXAMPLES_SHOWN = 50
 

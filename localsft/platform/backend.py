@@ -11,10 +11,9 @@ import os
 import time
 from dataclasses import dataclass
 
-import localsft  # noqa: F401  (loads the fast BLAS before mlx)
 import mlx.core as mx
 
-from localsft.blas import blas_in_use
+from localsft.platform.blas import blas_in_use
 
 
 def backend_name() -> str:

@@ -7,6 +7,7 @@ Its `data` path is relative to the recipe file (e.g. `data/brand_voice.csv`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import yaml
@@ -18,8 +19,8 @@ META_KEYS = ("description", "time_hint")
 
 
 def recipes_dir() -> Path:
-    """The shipped recipes folder (beside the package in a source checkout)."""
-    return Path(__file__).resolve().parents[1] / "recipes"
+    """The shipped recipes folder: the repository's `recipes/`, installed as package data."""
+    return Path(str(resources.files("localsft_recipes")))
 
 
 @dataclass

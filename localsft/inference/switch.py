@@ -20,14 +20,13 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 from mlx.utils import tree_unflatten
 
 from localsft.errors import UserError
 from localsft.models.loading import LoadedModel, load_model
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 
 
 class RowSwitch:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 import mlx.nn as nn
 
-from localsft.adapter_switch import RowSwitch
-from localsft.generate import SamplingSettings
+from localsft.inference.switch import RowSwitch
+from localsft.inference.generate import SamplingSettings
 
 PREFILL_STEP = 512  # prompt tokens per forward pass while filling the cache
 

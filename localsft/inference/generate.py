@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import localsft  # noqa: F401
 import mlx.core as mx
 
 from localsft.models.loading import LoadedModel

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from localsft import paths
-from localsft.run_folder import RunFolder
+from localsft.runs.folder import RunFolder
 
 ENDINGS = {"finished": "finished", "early_stopped": "finished", "failed": "failed", "stopped": "stopped"}
 

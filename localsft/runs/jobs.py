@@ -23,7 +23,7 @@ from pathlib import Path
 
 from localsft import paths
 from localsft.errors import UserError
-from localsft.run_folder import RunFolder, atomic_write_text
+from localsft.runs.folder import RunFolder, atomic_write_text
 
 JOB_FILE = "training.json"
 STOP_FILE = "STOP"  # polled by the trainer after every step (localsft.train.loop)
@@ -293,11 +293,11 @@ def read_progress(run_dir: str | Path, running: bool | None = None) -> Progress:
 
 
 def list_runs() -> list:
-    """Every run in the store, newest first (localsft.train.summary), with the running one told
+    """Every run in the store, newest first (localsft.runs.status), with the running one told
     apart from one whose process ended without a final event ("interrupted")."""
     from dataclasses import replace
 
-    from localsft.train.summary import list_runs as summaries
+    from localsft.runs.status import list_runs as summaries
 
     return [replace(r, status="interrupted") if r.status == "running" and not is_running(r.path) else r
             for r in summaries()]

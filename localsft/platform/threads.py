@@ -14,7 +14,6 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 
-import localsft  # noqa: F401
 import mlx.core as mx
 
 _DONE = object()

@@ -1,0 +1,1 @@
+"""Training runs: the run-folder contract, one set of status words, and background jobs for the studio."""
