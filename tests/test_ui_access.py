@@ -33,9 +33,9 @@ def test_loopback_addresses(host):
 def test_other_hosts_need_a_login(host, monkeypatch):
     monkeypatch.delenv("LOCALSFT_AUTH", raising=False)
     assert not is_loopback(host)
-    with pytest.raises(UserError, match="needs a login: add --auth USER:PASS"):
+    with pytest.raises(UserError, match="needs a login: set LOCALSFT_AUTH=USER:PASS"):
         access_settings(host, None, False)
-    assert access_settings(host, "ann:s3cret", False) == (host, ("ann", "s3cret"))
+    assert access_settings(host, "ann:s3cret-pass", False) == (host, ("ann", "s3cret-pass"))
 
 
 def test_login_from_environment(monkeypatch):
@@ -73,7 +73,7 @@ def test_a_public_host_really_asks_for_the_login():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "LOCALSFT_AUTH": "ann:s3cret", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "LOCALSFT_AUTH": "ann:s3cret-pass", "GRADIO_ANALYTICS_ENABLED": "False"}
     app = subprocess.Popen([sys.executable, "-m", "localsft", "ui", "--host", "0.0.0.0", "--port", str(port)],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -92,7 +92,7 @@ def test_a_public_host_really_asks_for_the_login():
             time.sleep(0.5)
         assert status("/config") == 401  # nothing without the login
         assert status("/login", {"username": "ann", "password": "wrong"}) == 400
-        assert status("/login", {"username": "ann", "password": "s3cret"}) == 200
+        assert status("/login", {"username": "ann", "password": "s3cret-pass"}) == 200
     finally:
         app.terminate()
         app.wait(30)
