@@ -107,3 +107,28 @@ def test_help_loads_no_mlx_and_imports_only_the_chosen_verb():
     assert out.splitlines()[-2:] == ["[]", "[]"]
     result = subprocess.run([sys.executable, "-m", "localsft", "recipes", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "list training recipes" in result.stdout
+
+
+def test_short_passwords_are_refused(monkeypatch):
+    monkeypatch.setenv("LOCALSFT_AUTH", "ann:1234567")
+    with pytest.raises(UserError, match="too short: use at least 8 characters"):
+        access_settings("0.0.0.0", None, False)
+
+
+def test_login_from_a_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("LOCALSFT_AUTH", raising=False)
+    login = tmp_path / "login.txt"
+    login.write_text("ann:from-a-file-123\n")
+    assert access_settings("0.0.0.0", None, False, str(login)) == ("0.0.0.0", ("ann", "from-a-file-123"))
+    with pytest.raises(UserError, match="Cannot read the login file .*missing.txt: No such file"):
+        access_settings("0.0.0.0", None, False, str(tmp_path / "missing.txt"))
+    with pytest.raises(UserError, match="not both"):
+        access_settings("0.0.0.0", "ann:long-enough", False, str(login))
+
+
+def test_a_password_on_the_command_line_gets_a_warning(capsys):
+    # (--max-upload-mb 0 stops it right after the checks, before anything is served)
+    assert main(["ui", "--auth", "ann:long-enough", "--max-upload-mb", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "visible to every user of this machine (ps)" in err and "LOCALSFT_AUTH" in err
+    assert "--max-upload-mb must be a positive number" in err and "Traceback" not in err

@@ -145,3 +145,158 @@ def test_uploads_and_example_sets_still_work_through_the_api(serve_app, tmp_path
     client.predict(handle_file(str(mine)), api_name="/use_upload")
     assert (paths.uploads_dir() / "mine.csv").read_text() == mine.read_text()
     client.predict("brand_voice.csv", api_name="/use_example")  # no error: an example set, by name
+
+
+# ---- 2. only the studio's routes, and with a login, all of them behind it ------------------------
+LOGIN = ("ann", "correct-horse")
+PUBLIC = {"/", "/login", "/login/", "/assets/{path:path}", "/static/{path:path}", "/svelte/{path:path}",
+          "/favicon.ico", "/robots.txt", "/manifest.json", "/pwa_icon", "/pwa_icon/{size}", "/theme.css",
+          "/gradio_api/theme.css", "/gradio_api/startup-events"}
+
+
+def concrete(path: str) -> str:
+    """A route's path with sample values for its parameters."""
+    return re.sub(r"\{(\w+)(:path)?\}", lambda m: "etc/hostname" if m.group(2) else "x1", path)
+
+
+def app_routes(routes, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """(path, methods) of every route of a FastAPI app, routers included in it flattened."""
+    found = []
+    for route in routes:
+        if hasattr(route, "original_router"):  # FastAPI's record of an include_router()
+            found += app_routes(route.original_router.routes, prefix + route.include_context.prefix)
+        else:
+            found.append((prefix + route.path, sorted(getattr(route, "methods", None) or {"GET"})))
+    return found
+
+
+def login_cookie(url: str, password: str = LOGIN[1], source: str | None = None) -> tuple[int, str, dict]:
+    body = f"username={LOGIN[0]}&password={password}".encode()
+    status, headers, _ = request(url, "/login", "POST", body,
+                                 {"Content-Type": "application/x-www-form-urlencoded"}, source=source)
+    return status, headers.get("set-cookie", "").split(";")[0], headers
+
+
+def test_every_route_follows_the_login_rule(serve_app):
+    from localsft_ui.security import route_rule
+
+    demo = serve_app(auth=LOGIN)
+    routes = app_routes(demo.app.routes)
+    assert not any("run-history" in path for path, _ in routes)  # switched off (run_history=False)
+    assert {"/gradio_api/vibe-code", "/monitoring", "/gradio_api/proxy={url_path:path}"} <= {p for p, _ in routes}
+    _, cookie, _ = login_cookie(demo.local_url)
+    for path, methods in routes:
+        method = next((m for m in methods if m != "HEAD"), "GET")
+        url_path, rule = concrete(path), route_rule(concrete(path))
+        status, _, _ = request(demo.local_url, url_path, method)
+        if rule == "public":
+            assert path in PUBLIC and status != 401, (path, status)
+        elif rule == "gone":
+            assert status == 404, (path, status)
+        else:
+            assert rule == "login" and status == 401, (path, rule, status)
+            if not re.search("heartbeat|queue/data|logout", path):  # (endless streams; logging out)
+                status, _, _ = request(demo.local_url, url_path, method, headers={"Cookie": cookie})
+                assert status not in (401, 404), (path, status)
+    for path in ("/gradio_api/run-history/buckets", "/gradio_api/run-history/records", "/gradio_api/runs",
+                 "/gradio_api/monitoring", "/gradio_api/vibe-code", "/gradio_api/openapi.json",
+                 "/gradio_api/file=https://example.com/x"):
+        assert request(demo.local_url, path, headers={"Cookie": cookie})[0] == 404, path
+
+
+def test_without_a_login_unused_routes_are_still_gone(serve_app):
+    demo = serve_app()
+    assert request(demo.local_url, "/")[0] == 200
+    status, _, body = request(demo.local_url, "/gradio_api/run-history/connect", "POST",
+                              json.dumps({"bucket_id": "attacker/bucket"}).encode(),
+                              {"Content-Type": "application/json"})
+    assert status == 404 and b"bucket" not in body
+
+
+# ---- 3. DNS rebinding: other host names and other sites are refused ------------------------------
+def test_other_host_names_and_origins_are_refused(serve_app):
+    demo = serve_app()
+    port = demo.server_port
+    status, headers, _ = request(demo.local_url, "/config", headers={"Host": "evil.example",
+                                                                       "Origin": "http://evil.example"})
+    assert status == 421 and "access-control-allow-origin" not in headers
+    status, headers, _ = request(demo.local_url, "/config", headers={"Origin": "http://evil.example"})
+    assert status == 403 and "access-control-allow-origin" not in headers
+    for host in (f"127.0.0.1:{port}", f"localhost:{port}"):
+        status, headers, _ = request(demo.local_url, "/config", headers={"Host": host, "Origin": f"http://{host}"})
+        assert status == 200 and headers["access-control-allow-origin"] == f"http://{host}"
+
+
+def test_host_rule():
+    from localsft_ui.security import HostRule
+
+    loopback = HostRule("127.0.0.1")
+    assert all(loopback.allows(n) for n in ("localhost", "127.0.0.1", "127.0.0.2", "::1"))
+    assert not any(loopback.allows(n) for n in ("evil.example", "192.168.1.20", "localhost.evil.example", None))
+    everywhere = HostRule("0.0.0.0", {"studio.lan"})
+    assert everywhere.allows("192.168.1.20") and everywhere.allows("studio.lan")
+    assert not everywhere.allows("evil.example")
+    assert HostRule("my-box.local").allows("my-box.local") and HostRule("127.0.0.1", {"*"}).allows("evil.example")
+
+
+# ---- 4. password guessing backs off, per client ------------------------------------------------
+def test_failed_logins_back_off_per_client(serve_app):
+    demo = serve_app(auth=LOGIN)
+    url = demo.local_url
+    assert [login_cookie(url, "wrong-guess")[0] for _ in range(3)] == [400, 400, 400]
+    status, _, headers = login_cookie(url)  # even the right password waits now
+    assert status == 429 and int(headers["retry-after"]) >= 1
+    assert login_cookie(url, source="127.0.0.2")[0] == 200  # another client is not held up
+    time.sleep(int(headers["retry-after"]))
+    status, cookie, _ = login_cookie(url)
+    assert status == 200 and cookie
+    assert login_cookie(url, "wrong-guess")[0] == 400  # a success starts the count again
+
+
+# ---- 5. only downloads are served; uploads have a size limit and old ones go ---------------------
+def test_only_what_the_app_offers_for_download_is_served(serve_app):
+    from localsft_ui.served_files import downloads_dir
+
+    demo = serve_app()
+    private = paths.runs_dir() / "run-1" / "data" / "train.jsonl"
+    private.parent.mkdir(parents=True)
+    private.write_text(SECRET)
+    (paths.uploads_dir() / "mine.csv").write_text(SECRET)
+    offered = downloads_dir() / "run-1-peft.zip"
+    offered.write_bytes(b"PK zip")
+    for path in (private, paths.uploads_dir() / "mine.csv", paths.models_dir()):
+        status, _, body = request(demo.local_url, f"/gradio_api/file={path}")
+        assert status in (403, 404) and SECRET.encode() not in body, path
+    assert request(demo.local_url, f"/gradio_api/file={offered}")[2] == b"PK zip"
+
+
+def upload(url: str, name: str, content: bytes) -> int:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+            f"Content-Type: text/csv\r\n\r\n").encode() + content + f"\r\n--{boundary}--\r\n".encode()
+    return request(url, "/gradio_api/upload", "POST", body,
+                   {"Content-Type": f"multipart/form-data; boundary={boundary}"})[0]
+
+
+def test_uploads_have_a_size_limit(serve_app):
+    demo = serve_app(max_upload_mb=1)
+    assert upload(demo.local_url, "small.csv", b"prompt,response\nhi,hello\n") == 200
+    assert upload(demo.local_url, "big.csv", b"x" * (1024 * 1024 + 4096)) == 413
+
+
+def test_old_uploads_that_localsft_wrote_are_removed():
+    from localsft_ui import served_files
+
+    uploads = paths.uploads_dir()
+    week_ago = time.time() - 8 * 86400
+    for name in ("old.csv", "recent.csv", "edited.csv", "users-own.csv"):
+        (uploads / name).write_text(name)
+        if name != "recent.csv":
+            os.utime(uploads / name, (week_ago, week_ago))
+        if name != "users-own.csv":
+            served_files.keep(uploads / name)
+    (uploads / "edited.csv").write_text("changed by the user")
+    os.utime(uploads / "edited.csv", (week_ago, week_ago))
+    assert served_files.remove_old() == [uploads / "old.csv"]
+    assert sorted(p.name for p in uploads.iterdir() if not p.name.startswith(".")) == [
+        "edited.csv", "recent.csv", "users-own.csv"]

@@ -90,7 +90,7 @@ class HostRule:
 
 
 class LoginThrottle:
-    """Per-client back-off after failed logins: `free` tries, then 1 s, 2 s, 4 s ... up to `cap`."""
+    """Per-client back-off after failed logins: `free` tries, then waits of 1 s, 2 s, 4 s ... up to `cap`."""
 
     def __init__(self, free: int = 3, first_wait: float = 1.0, cap: float = 300.0, clients: int = 10_000):
         self.free, self.first_wait, self.cap, self.clients = free, first_wait, cap, clients
@@ -103,8 +103,8 @@ class LoginThrottle:
 
     def failed(self, client: str) -> None:
         count = self._failures.pop(client, (0, 0.0))[0] + 1
-        over = count - self.free
-        until = time.monotonic() + min(self.cap, self.first_wait * 2 ** (over - 1)) if over > 0 else 0.0
+        over = count - self.free  # 0 once the free tries are used up
+        until = time.monotonic() + min(self.cap, self.first_wait * 2 ** over) if over >= 0 else 0.0
         self._failures[client] = (count, until)
         while len(self._failures) > self.clients:  # bounded memory under a flood of addresses
             self._failures.popitem(last=False)
