@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from localsft import paths
+from localsft.errors import UserError
 
 SECRET = "TOPSECRET-7f3a"
 
@@ -300,3 +301,70 @@ def test_old_uploads_that_localsft_wrote_are_removed():
     assert served_files.remove_old() == [uploads / "old.csv"]
     assert sorted(p.name for p in uploads.iterdir() if not p.name.startswith(".")) == [
         "edited.csv", "recent.csv", "users-own.csv"]
+
+
+# ---- 6. a file that would eat the memory is stopped in a child; the app stays up -----------------
+def xlsx_bomb(path: Path, megabytes: int) -> Path:
+    """A valid .xlsx of a few hundred KB whose one cell unpacks to `megabytes` MB."""
+    import io
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["prompt", "response"])
+    book.active.append(["BOMB", "ok"])
+    plain = io.BytesIO()
+    book.save(plain)
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if b"BOMB" not in data:
+                out.writestr(item, data)
+                continue
+            head, tail = data.split(b"BOMB")
+            with out.open(item.filename, "w", force_zip64=True) as fh:
+                fh.write(head)
+                for _ in range(megabytes):
+                    fh.write(b"x" * (1 << 20))
+                fh.write(tail)
+    return path
+
+
+def test_a_memory_bomb_is_stopped_in_a_child_and_the_app_stays_up(monkeypatch):
+    import resource
+
+    import gradio as gr
+
+    from localsft_ui import data_tab, isolated_read
+
+    bomb = xlsx_bomb(paths.uploads_dir() / "bomb.xlsx", 300)  # ~300 KB; reading it took 680 MB here
+    assert bomb.stat().st_size < 1_000_000
+    monkeypatch.setattr(isolated_read, "MEMORY_MB", 250)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(gr.Error) as err:  # the Data tab says so in a sentence
+        data_tab.check_file(str(bomb), None, None, None, None)
+    assert "bomb.xlsx needed more than 250 MB of memory, so it was stopped (the app is fine)" in err.value.message
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KB: this process read nothing
+    ok = paths.uploads_dir() / "ok.csv"
+    ok.write_text("prompt,response\nhi,hello\n")
+    assert isolated_read.read_columns(ok) == ["prompt", "response"]
+    with pytest.raises(UserError, match="ok.csv is empty|no .* rows|empty"):
+        ok.write_text("")
+        isolated_read.read_columns(ok)  # the readers' own plain messages come through
+
+
+def test_the_watch_stops_a_child_that_grows_past_the_limit():
+    """Where the kernel ignores the child's own limit (macOS), the parent's watch still stops it."""
+    import subprocess
+    import sys
+
+    from localsft_ui.isolated_read import _watch
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(400 << 20); time.sleep(30)"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert _watch(child, memory_mb=100, seconds=20)[1] == "big"
+    finally:
+        child.kill()
+        child.wait()

@@ -18,7 +18,7 @@ import pandas as pd
 from localsft import paths
 from localsft.errors import UserError
 from localsft.train.recipes import recipes_dir
-from localsft_ui import browser_input, served_files
+from localsft_ui import browser_input, isolated_read, served_files
 from localsft_ui.common import plain_errors, tokenizer_for
 
 EXAMPLES_DIR = recipes_dir() / "data"  # the recipes' example sets
@@ -53,12 +53,6 @@ def save_table(table: pd.DataFrame) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([list(table.columns)] + rows)
     return served_files.keep(path)
-
-
-def _columns(path: Path) -> list[str]:
-    from localsft.data.readers import open_source
-
-    return list(open_source(path).columns or [])
 
 
 def _mapping(columns: list[str], input_col: str | None, output_col: str | None, system_col: str | None):
@@ -132,7 +126,7 @@ def check_file(path: str | None, input_col: str | None, output_col: str | None, 
 
     path = browser_input.data_file(path)
     progress(0.1, desc="Reading and checking the examples…")
-    columns = _columns(path)
+    columns = isolated_read.read_columns(path)  # a file that does not fit stops here, in a child
     mapping = _mapping(columns, input_col, output_col, system_col)
     report = check(path, tokenizer=tokenizer_for(model), mapping=mapping)
     used = report.stats.get("mapping", {})
