@@ -368,3 +368,17 @@ def test_the_watch_stops_a_child_that_grows_past_the_limit():
     finally:
         child.kill()
         child.wait()
+
+
+def test_recipes_are_taken_by_name_only(tmp_path):
+    import gradio as gr
+
+    from localsft_ui import train_tab
+
+    recipe_file = tmp_path / "mine.yaml"
+    recipe_file.write_text(f"description: {SECRET}\n")
+    with pytest.raises(UserError, match="no recipe named"):
+        train_tab.recipe_info(str(recipe_file))
+    assert "minutes" in train_tab.recipe_info("brand-voice")
+    with pytest.raises(gr.Error, match="no recipe named"):
+        train_tab.show_plan(None, None, str(recipe_file), 0, 0, 0, 0, 0, "")

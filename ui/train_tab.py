@@ -51,7 +51,7 @@ def recipe_info(name: str | None) -> str:
     """What the recipe is for and how long it takes, in plain words."""
     from localsft.train.recipes import load_recipe
 
-    if not name:
+    if not browser_input.recipe_name(name):
         return "The trainer's default settings."
     recipe = load_recipe(name)
     return f"**{recipe.name}**: {recipe.description}  \n_Time here: {recipe.time_hint}_"
