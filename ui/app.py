@@ -43,17 +43,15 @@ def build() -> gr.Blocks:
     return demo
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
-           share: bool = False, allowed_hosts: tuple[str, ...] = (), max_upload_mb: float = 50) -> gr.Blocks:
+def launch(**settings) -> gr.Blocks:
     """Start serving the app and return at once (`demo.block_thread()` waits; `demo.close()` stops).
 
-    localsft.commands.ui checks host, login and share before calling this.
+    settings: those of `serve`; localsft.commands.ui checks host, login and share before calling this.
     """
     from localsft.models.default import install_default_model
 
     install_default_model()  # so the first page already lists the default model
-    return serve(build(), host=host, port=port, auth=auth, share=share, allowed_hosts=allowed_hosts,
-                 max_upload_mb=max_upload_mb)
+    return serve(build(), **settings)
 
 
 def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
@@ -66,6 +64,8 @@ def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: tupl
     served_files.remove_old()
     app = GuardedApp(HostRule(host, {h.lower() for h in allowed_hosts}))
     demo.queue(default_concurrency_limit=4)
+    # `_app`: Gradio's hook for a prepared app (its reload mode uses it), the one way to put the gate
+    # outside Gradio's own layers before the server starts; tests/test_ui_security.py notices if it goes.
     demo.launch(server_name=host, server_port=port, auth=auth, share=share, inbrowser=False,
                 allowed_paths=[str(served_files.downloads_dir())], prevent_thread_lock=True, quiet=True,
                 footer_links=[], theme=gr.themes.Soft(), run_history=False, ssr_mode=False,

@@ -67,8 +67,11 @@ def _watch(child: subprocess.Popen, memory_mb: int, seconds: int) -> tuple[str, 
 
 def _resident_mb(pid: int) -> float:
     """Resident memory of a process in MB (`ps` works the same on Linux and macOS); 0 when unknown."""
-    done = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True)
-    return int(done.stdout.strip() or 0) / 1024
+    try:
+        done = subprocess.run(["ps", "-o", "rss=", "-p", str(pid)], capture_output=True, text=True)
+        return int(done.stdout.strip() or 0) / 1024
+    except (OSError, ValueError):  # no `ps` here: the child's own limit still holds on Linux
+        return 0.0
 
 
 def main(path: str, memory_mb: int, seconds: int) -> int:
