@@ -218,9 +218,10 @@ def test_without_a_login_unused_routes_are_still_gone(serve_app):
 def test_other_host_names_and_origins_are_refused(serve_app):
     demo = serve_app()
     port = demo.server_port
-    status, headers, _ = request(demo.local_url, "/config", headers={"Host": "evil.example",
+    status, headers, body = request(demo.local_url, "/config", headers={"Host": "evil.example",
                                                                        "Origin": "http://evil.example"})
     assert status == 421 and "access-control-allow-origin" not in headers
+    assert "localsft ui --allowed-host evil.example" in json.loads(body)["detail"]
     status, headers, _ = request(demo.local_url, "/config", headers={"Origin": "http://evil.example"})
     assert status == 403 and "access-control-allow-origin" not in headers
     for host in (f"127.0.0.1:{port}", f"localhost:{port}"):

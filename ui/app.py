@@ -21,7 +21,8 @@ TITLE = "localsft studio"
 
 def build() -> gr.Blocks:
     """The whole app (not launched)."""
-    with gr.Blocks(title=TITLE) as demo:
+    # Gradio's own copies of uploads and downloads (in the home's cache/) go after a day.
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 86400)) as demo:
         gr.Markdown(f"# {TITLE}\nFine-tune a small language model on your own examples, on this machine.")
         data_file = gr.State(None)
         with gr.Tabs() as tabs:

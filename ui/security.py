@@ -141,8 +141,10 @@ class Gate:
         if scope["type"] not in ("http", "websocket"):
             return await self.app(scope, receive, send)
         rule = self.gradio.hosts
-        if not rule.allows(host_name(_header(scope, b"host"))):
-            return await _respond(scope, send, 421, "This server does not answer to that host name.")
+        host = host_name(_header(scope, b"host"))
+        if not rule.allows(host):
+            return await _respond(scope, send, 421, f"This server does not answer to the host name {host!r}; "
+                                  f"if that is this machine, start it with `localsft ui --allowed-host {host}`.")
         origin = _header(scope, b"origin")
         if origin is not None and not rule.allows(host_name(origin)):
             return await _respond(scope, send, 403, "Requests from other sites are refused.")
