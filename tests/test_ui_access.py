@@ -91,6 +91,9 @@ def test_a_public_host_really_asks_for_the_login():
         while time.monotonic() < deadline and status("/config") not in (200, 401):
             time.sleep(0.5)
         assert status("/config") == 401  # nothing without the login
+        rebound = urllib.request.Request(base + "/", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError, match="421"):  # a name that is not this machine's
+            urllib.request.urlopen(rebound, timeout=5)
         assert status("/login", {"username": "ann", "password": "wrong"}) == 400
         assert status("/login", {"username": "ann", "password": "s3cret-pass"}) == 200
     finally:
