@@ -383,3 +383,13 @@ def test_recipes_are_taken_by_name_only(tmp_path):
     assert "minutes" in train_tab.recipe_info("brand-voice")
     with pytest.raises(gr.Error, match="no recipe named"):
         train_tab.show_plan(None, None, str(recipe_file), 0, 0, 0, 0, 0, "")
+
+
+def test_resume_takes_only_runs_of_the_store(outside):
+    import gradio as gr
+
+    from localsft_ui import train_tab
+
+    for folder in (outside, paths.runs_dir() / ".." / "uploads", paths.runs_dir() / "no-such-run"):
+        with pytest.raises(gr.Error, match="not in the runs store"):
+            train_tab.resume(str(folder))
