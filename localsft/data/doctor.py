@@ -42,30 +42,67 @@ def _label(report: DataReport, line: int) -> str:
     return f"{'Row' if report.stats.get('format') == 'xlsx' else 'Line'} {line}"
 
 
+class _Mappings:
+    """The column mapping of each row. Rows of JSON files may change shape halfway (other keys):
+    each new shape gets its own mapping, said once in the report, instead of every row failing."""
+
+    def __init__(self, report: DataReport, source, override: ColumnMapping | None):
+        self.report, self.fixed, self.override = report, source.columns, override
+        self.by_keys: dict[frozenset, ColumnMapping] = {}
+
+    def __call__(self, record) -> ColumnMapping:
+        keys = frozenset(self.fixed or record.data)
+        if keys in self.by_keys:
+            return self.by_keys[keys]
+        first = not self.by_keys
+        if first or self.override:
+            chosen, note = detect_mapping(self.fixed or list(record.data), self.override)
+        else:
+            try:
+                chosen, note = detect_mapping(list(record.data))
+            except UserError:  # not a shape of its own: the first rows' mapping says what is missing
+                return next(iter(self.by_keys.values()))
+        if first:
+            self.report.stats["mapping"] = chosen.to_dict()
+        elif _parts(chosen) != _parts(next(iter(self.by_keys.values()))):
+            self.report.add(None, "warning", f"{_label(self.report, record.line)}: the rows change shape here; "
+                            f"from here on some are read with {_describe(chosen)}.", code="shape change")
+        if note and first:
+            self.report.add(None, "warning", note, code="guessed columns")
+        self.by_keys[keys] = chosen
+        return chosen
+
+
+def _parts(mapping: ColumnMapping) -> tuple:
+    return mapping.input, mapping.output, mapping.chat, mapping.text
+
+
+def _describe(mapping: ColumnMapping) -> str:
+    return ", ".join(f"{k} {v!r}" for k, v in mapping.to_dict().items())
+
+
 def _read(report: DataReport, source, tokenizer, mapping, system_prompt, max_seq_len, mask_prompt):
     """Fill `report` from the rows of `source`; returns token lengths and trained tokens per example."""
-    chosen, seen, lengths, trained = None, Seen(), [], []
+    mappings, seen, lengths, trained = _Mappings(report, source, mapping), Seen(), [], []
     for record in source.rows:
         report.rows_read += 1
         where = _label(report, record.line)
         if record.problem:
             report.add(record.line, "error", f"{where}: {record.problem}.", code="unreadable")
             continue
-        if chosen is None:
-            chosen, note = detect_mapping(source.columns or list(record.data), mapping)
-            report.stats["mapping"] = chosen.to_dict()
-            if note:
-                report.add(None, "warning", note, code="guessed columns")
         try:
-            example = to_example(record.data, chosen, system_prompt)
+            example = to_example(record.data, mappings(record), system_prompt)
             warnings = [(clean_characters(example), "control characters")]
             tokens = tokenize_example(tokenizer, example, mask_prompt) if tokenizer else None
             warnings.append((tokens and check_length(tokens, max_seq_len), "truncated"))
             warnings.append((seen.check(record.line, example), "conflicting output"))
-        except (RowError, UserError) as err:  # UserError: the chat template refuses this chat
-            message = str(err).rstrip(".")
-            report.add(record.line, "error", f"{where}: {message}.", getattr(err, "column", None),
-                       getattr(err, "code", "template"))
+        except RowError as err:
+            report.add(record.line, "error", f"{where}: {str(err).rstrip('.')}.", err.column, err.code)
+            continue
+        except UserError as err:  # the chat template refuses this chat; or the first row's columns are unknown
+            if not mappings.by_keys:
+                raise
+            report.add(record.line, "error", f"{where}: {str(err).rstrip('.')}.", None, "template")
             continue
         for message, code in warnings:
             if message:
@@ -83,6 +120,10 @@ def _check(path, tokenizer, mapping, system_prompt, max_seq_len, sheet, mask_pro
     source = open_source(path, sheet)
     report = DataReport(str(source.path))
     report.stats.update(format=source.format, **source.details, max_seq_len=max_seq_len, mask_prompt=mask_prompt)
+    if source.columns:
+        report.stats["columns"] = source.columns
+    for note in source.notes:
+        report.add(None, "warning", note, code="reader")
     lengths, trained = _read(report, source, tokenizer, mapping, system_prompt, max_seq_len, mask_prompt)
     report.rows_kept = len(report.examples)
     if report.rows_read == 0:

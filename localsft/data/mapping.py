@@ -40,6 +40,9 @@ ROLES = {"system": "system", "user": "user", "human": "user", "assistant": "assi
          "bot": "assistant", "model": "assistant", "ai": "assistant"}
 
 
+_KNOWN = set(INPUT_NAMES + OUTPUT_NAMES + SYSTEM_NAMES + TEXT_NAMES + CHAT_NAMES)
+
+
 class RowError(ValueError):
     """This row cannot be used; `column` names the field when one is to blame."""
 
@@ -66,6 +69,11 @@ class ColumnMapping:
 def _key(name: str) -> str:
     plain = unicodedata.normalize("NFKD", str(name)).encode("ascii", "ignore").decode() or str(name)
     return re.sub(r"[\W_]+", "", plain.lower()) or str(name).strip().lower()
+
+
+def known_column(name: str) -> bool:
+    """Is this one of the column names people use for inputs, outputs, system prompts, chats or text?"""
+    return _key(name) in _KNOWN
 
 
 def _find(columns: list[str], names: tuple[str, ...], taken: set[str]) -> str | None:
