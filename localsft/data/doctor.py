@@ -7,6 +7,7 @@ Rows are read, normalized, checked and tokenized one at a time; only the kept ex
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from localsft.data.checks import Seen, check_length, clean_characters, set_problems
@@ -16,9 +17,11 @@ from localsft.data.report import DataReport, length_stats
 from localsft.data.split import split_groups
 from localsft.data.template import tokenize_example
 from localsft.errors import UserError
+from localsft.manifest import Manifest, writable_folder
 from localsft.runs.folder import atomic_write_text
 
 SPLITS = ("train", "valid", "test")
+OUTPUTS = tuple(f"{name}.jsonl" for name in SPLITS) + ("report.json",)
 
 
 class DataError(UserError):
@@ -152,23 +155,53 @@ def prepare(path, out_dir, *, tokenizer=None, mapping: ColumnMapping | None = No
 
     Deterministic for a seed; examples sharing an input never straddle splits. Raises
     DataError (a UserError carrying the report) when the set cannot be trained on; then
-    only report.json is written.
+    only report.json is written, and splits an earlier `prepare` wrote there are removed.
+    Files in out_dir that localsft did not write are never overwritten (UserError).
     """
     if not (0 <= valid_fraction < 1 and 0 <= test_fraction < 1 and valid_fraction + test_fraction < 1):
         raise UserError("The validation and test fractions must each be between 0 and 1 and leave room to train.")
-    report = _check(path, tokenizer, mapping, system_prompt, max_seq_len, sheet, mask_prompt, valid_fraction)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = writable_folder(Path(out_dir), "the prepared splits")
+    manifest = Manifest(out_dir, legacy=OUTPUTS if _is_report(out_dir / "report.json") else ())
+    manifest.refuse_foreign(OUTPUTS)
+    try:
+        report = _check(path, tokenizer, mapping, system_prompt, max_seq_len, sheet, mask_prompt, valid_fraction)
+    except UserError:
+        manifest.remove_ours()  # a later training must not find the splits of an earlier file
+        raise
+    try:
+        _write(report, out_dir, manifest, valid_fraction, test_fraction, seed)
+    except OSError as err:
+        raise UserError(f"Cannot write the splits to {out_dir}: {err.strerror or err}.") from None
+    if not report.trainable:
+        raise DataError(report)
+    return report
+
+
+def _is_report(path: Path) -> bool:
+    try:
+        return {"rows_kept", "stats"} <= set(json.loads(path.read_text()))
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _write(report: DataReport, out_dir: Path, manifest: Manifest, valid_fraction: float, test_fraction: float,
+           seed: int) -> None:
+    """Write the splits next to their final names, then move them in; a set that cannot be trained on
+    leaves only report.json (the splits of an earlier run of `prepare` are removed)."""
+    names = []
     if report.trainable:
         seen = Seen()
         splits = split_groups([seen.group_key(e) for e in report.examples], valid_fraction, test_fraction, seed)
-        files = {name: open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") for name in SPLITS}
+        files = {name: open(out_dir / f".{name}.jsonl.partial", "w", encoding="utf-8") for name in SPLITS}
         with files["train"], files["valid"], files["test"]:
             for example, name in zip(report.examples, splits):
                 files[name].write(json.dumps(example, ensure_ascii=False) + "\n")
         report.stats["splits"] = {name: splits.count(name) for name in SPLITS}
         report.stats["seed"] = seed
+        for name in SPLITS:
+            os.replace(out_dir / f".{name}.jsonl.partial", out_dir / f"{name}.jsonl")
+            names.append(f"{name}.jsonl")
+    else:
+        manifest.remove_ours()
     atomic_write_text(out_dir / "report.json", report.to_json())
-    if not report.trainable:
-        raise DataError(report)
-    return report
+    manifest.record(names + ["report.json"])

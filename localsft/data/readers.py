@@ -432,17 +432,17 @@ def _top_level(text: str, decoder: json.JSONDecoder) -> tuple[list[int], bool]:
 def open_source(path: str | Path, sheet: str | None = None) -> Source:
     """Open an example file of any supported kind (chosen by content, then by extension)."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"{path} does not exist." if not path.exists() else f"{path} is not a file.")
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise UserError(f"{path} is {size / 2**30:.1f} GB, over the limit of {MAX_FILE_BYTES >> 30} GB for one "
-                        "file of examples; split it into several files.")
     try:
+        if not path.is_file():
+            raise UserError(f"{path} does not exist." if not path.exists() else f"{path} is not a file.")
+        size = path.stat().st_size
         with open(path, "rb") as fh:
             head = fh.read(SAMPLE_BYTES)
     except OSError as err:
         raise UserError(f"{path} cannot be read: {err.strerror or err} (check the file's permissions).") from None
+    if size > MAX_FILE_BYTES:
+        raise UserError(f"{path} is {size / 2**30:.1f} GB, over the limit of {MAX_FILE_BYTES >> 30} GB for one "
+                        "file of examples; split it into several files.")
     if not head.strip():
         raise UserError(f"{path} is empty.")
     suffix = path.suffix.lower()
