@@ -54,12 +54,6 @@ def save_table(table: pd.DataFrame) -> Path:
     return path
 
 
-def _columns(path: Path) -> list[str]:
-    from localsft.data.readers import open_source
-
-    return list(open_source(path).columns or [])
-
-
 def _mapping(columns: list[str], input_col: str | None, output_col: str | None, system_col: str | None):
     """The columns chosen by hand, or None when they are what localsft picks by itself."""
     from localsft.data import ColumnMapping
@@ -127,15 +121,17 @@ def _trainable_file(report, path: Path, mapping) -> str | None:
 def check_file(path: str | None, input_col: str | None, output_col: str | None, system_col: str | None,
                model: str | None, progress=gr.Progress()):
     """Check the examples file; returns every output of the report area."""
-    from localsft.data import check
+    from localsft.data.isolated import check_isolated
 
     if not path:
         raise UserError("Upload a file, type some rows, or pick an example set first.")
     path = Path(path)
     progress(0.1, desc="Reading and checking the examples…")
-    columns = _columns(path)
+    report = check_isolated(path, tokenizer=tokenizer_for(model))  # read in a child: a crafted file cannot take the app down
+    columns = report.stats.get("columns") or []
     mapping = _mapping(columns, input_col, output_col, system_col)
-    report = check(path, tokenizer=tokenizer_for(model), mapping=mapping)
+    if mapping is not None:  # columns chosen by hand
+        report = check_isolated(path, tokenizer=tokenizer_for(model), mapping=mapping)
     used = report.stats.get("mapping", {})
     choices = [NONE] + columns
 

@@ -11,8 +11,8 @@ import os
 from pathlib import Path
 
 from localsft.data.checks import Seen, check_length, clean_characters, set_problems
-from localsft.data.mapping import ColumnMapping, RowError, detect_mapping, to_example
-from localsft.data.readers import open_source
+from localsft.data.mapping import ColumnMapping, RowError, detect_mapping, shown, to_example
+from localsft.data.readers import MAX_ROWS, open_source
 from localsft.data.report import DataReport, length_stats
 from localsft.data.split import split_groups
 from localsft.data.template import tokenize_example
@@ -58,8 +58,10 @@ class _Mappings:
         if keys in self.by_keys:
             return self.by_keys[keys]
         first = not self.by_keys
-        if first or self.override:
+        if first:
             chosen, note = detect_mapping(self.fixed or list(record.data), self.override)
+        elif self.override:
+            chosen, note = self.override, None
         else:
             try:
                 chosen, note = detect_mapping(list(record.data))
@@ -81,13 +83,17 @@ def _parts(mapping: ColumnMapping) -> tuple:
 
 
 def _describe(mapping: ColumnMapping) -> str:
-    return ", ".join(f"{k} {v!r}" for k, v in mapping.to_dict().items())
+    return ", ".join(f"{k} {shown(v)}" for k, v in mapping.to_dict().items())
 
 
-def _read(report: DataReport, source, tokenizer, mapping, system_prompt, max_seq_len, mask_prompt):
-    """Fill `report` from the rows of `source`; returns token lengths and trained tokens per example."""
-    mappings, seen, lengths, trained = _Mappings(report, source, mapping), Seen(), [], []
+def _read(report: DataReport, source, mapping, system_prompt) -> None:
+    """Fill `report` with the examples of `source` that pass the row checks (no tokenizer needed)."""
+    mappings, seen = _Mappings(report, source, mapping), Seen()
     for record in source.rows:
+        if report.rows_read == MAX_ROWS:  # kept examples stay in memory: a file may not hold millions
+            report.add(None, "error", f"More than {MAX_ROWS:,} rows: only the first {MAX_ROWS:,} were checked. "
+                                      "Split the file, or sample the rows you want to train on.", code="size")
+            break
         report.rows_read += 1
         where = _label(report, record.line)
         if record.problem:
@@ -95,31 +101,46 @@ def _read(report: DataReport, source, tokenizer, mapping, system_prompt, max_seq
             continue
         try:
             example = to_example(record.data, mappings(record), system_prompt)
-            warnings = [(clean_characters(example), "control characters")]
-            tokens = tokenize_example(tokenizer, example, mask_prompt) if tokenizer else None
-            warnings.append((tokens and check_length(tokens, max_seq_len), "truncated"))
-            warnings.append((seen.check(record.line, example), "conflicting output"))
+            warnings = [(clean_characters(example), "control characters"),
+                        (seen.check(record.line, example), "conflicting output")]
         except RowError as err:
             report.add(record.line, "error", f"{where}: {str(err).rstrip('.')}.", err.column, err.code)
-            continue
-        except UserError as err:  # the chat template refuses this chat; or the first row's columns are unknown
-            if not mappings.by_keys:
-                raise
-            report.add(record.line, "error", f"{where}: {str(err).rstrip('.')}.", None, "template")
             continue
         for message, code in warnings:
             if message:
                 report.add(record.line, "warning", f"{where}: {message}.", code=code)
         report.examples.append(example)
         report.lines.append(record.line)
-        if tokens:
-            lengths.append(len(tokens))
-            trained.append(sum(tokens.loss_mask[:max_seq_len]))  # what survives truncation
+
+
+def _tokenize(report: DataReport, tokenizer, max_seq_len: int, mask_prompt: bool) -> tuple[list[int], list[int]]:
+    """Token checks on the kept examples (drops those no answer token of which fits); token counts."""
+    examples, lines, lengths, trained = [], [], [], []
+    for example, line in zip(report.examples, report.lines):
+        where = _label(report, line)
+        try:
+            tokens = tokenize_example(tokenizer, example, mask_prompt)
+            warning = check_length(tokens, max_seq_len)
+        except (RowError, UserError) as err:  # UserError: the chat template refuses this chat
+            report.add(line, "error", f"{where}: {str(err).rstrip('.')}.", getattr(err, "column", None),
+                       getattr(err, "code", "template"))
+            continue
+        if warning:
+            report.add(line, "warning", f"{where}: {warning}.", code="truncated")
+        examples.append(example)
+        lines.append(line)
+        lengths.append(len(tokens))
+        trained.append(sum(tokens.loss_mask[:max_seq_len]))  # what survives truncation
+    report.examples, report.lines = examples, lines
     return lengths, trained
 
 
-def _check(path, tokenizer, mapping, system_prompt, max_seq_len, sheet, mask_prompt, valid_fraction) -> DataReport:
-    tokenizer = _tokenizer(tokenizer)
+def read_examples(path, *, mapping: ColumnMapping | None = None, system_prompt: str | None = None,
+                  sheet: str | None = None, max_seq_len: int = 2048, mask_prompt: bool = True) -> DataReport:
+    """The first half of `check`: read the file and run the row checks; no tokenizer, no verdict yet.
+
+    The half that reads untrusted bytes (see isolated.py); `finish_check` does the rest.
+    """
     source = open_source(path, sheet)
     report = DataReport(str(source.path))
     report.stats.update(format=source.format, **source.details, max_seq_len=max_seq_len, mask_prompt=mask_prompt)
@@ -127,16 +148,32 @@ def _check(path, tokenizer, mapping, system_prompt, max_seq_len, sheet, mask_pro
         report.stats["columns"] = source.columns
     for note in source.notes:
         report.add(None, "warning", note, code="reader")
-    lengths, trained = _read(report, source, tokenizer, mapping, system_prompt, max_seq_len, mask_prompt)
-    report.rows_kept = len(report.examples)
+    _read(report, source, mapping, system_prompt)
     if report.rows_read == 0:
         raise UserError(f"{report.path} has a header but no rows." if source.columns else f"{report.path} has no examples.")
+    return report
+
+
+def finish_check(report: DataReport, tokenizer=None, valid_fraction: float = 0.1) -> DataReport:
+    """The second half of `check`: token checks (with a tokenizer), size checks, statistics, verdict."""
+    lengths, trained = [], []
+    if tokenizer is not None:
+        s = report.stats
+        lengths, trained = _tokenize(report, _tokenizer(tokenizer), s["max_seq_len"], s["mask_prompt"])
+    report.rows_kept = len(report.examples)
     for severity, message in set_problems(report.rows_kept, valid_fraction):
         report.add(None, severity, message, code="size")
     report.stats.update(dropped=dict(report.dropped), warnings=dict(report.warned),
-                        tokens=length_stats(lengths, trained, max_seq_len) or None)
+                        tokens=length_stats(lengths, trained, report.stats["max_seq_len"]) or None)
     report.trainable = not any(p.severity == "error" and p.line is None for p in report.problems)
     return report
+
+
+def _check(path, tokenizer, mapping, system_prompt, max_seq_len, sheet, mask_prompt, valid_fraction) -> DataReport:
+    tokenizer = _tokenizer(tokenizer)
+    report = read_examples(path, mapping=mapping, system_prompt=system_prompt, sheet=sheet,
+                           max_seq_len=max_seq_len, mask_prompt=mask_prompt)
+    return finish_check(report, tokenizer, valid_fraction)
 
 
 def check(path, *, tokenizer=None, mapping: ColumnMapping | None = None, system_prompt: str | None = None,

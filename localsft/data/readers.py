@@ -27,7 +27,8 @@ SAMPLE_BYTES = 1 << 16
 MAX_CELL_CHARS = 1_000_000  # one input or output: far longer than any model's context
 MAX_LINE_CHARS = 4 * MAX_CELL_CHARS  # one physical line of a CSV or JSONL file
 MAX_DOCUMENT_BYTES = 64 << 20  # a JSON file that is one object, not an array (read whole)
-MAX_FILE_BYTES = 1 << 30  # one file of examples (kept examples stay in memory)
+MAX_FILE_BYTES = 1 << 30  # one file of examples
+MAX_ROWS = 250_000  # rows of one file (the kept examples stay in memory: about 1 KB each)
 DELIMITERS = (",", ";", "\t", "|")
 NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 csv.field_size_limit(MAX_CELL_CHARS)
