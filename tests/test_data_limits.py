@@ -90,7 +90,7 @@ def test_a_wrapped_json_list_is_streamed_not_built(tmp_path):
         peaks[path.name] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert report.rows_kept > 20_000
-    assert peaks["wrapped.json"] < 1.3 * peaks["array.json"]
+    assert peaks["wrapped.json"] < 1.08 * peaks["array.json"]  # json.load of the whole object: 1.16x
 
 
 def test_a_file_with_more_rows_than_the_limit_cannot_be_trained(tmp_path, monkeypatch):

@@ -26,7 +26,6 @@ from localsft.errors import UserError
 SAMPLE_BYTES = 1 << 16
 MAX_CELL_CHARS = 1_000_000  # one input or output: far longer than any model's context
 MAX_LINE_CHARS = 4 * MAX_CELL_CHARS  # one physical line of a CSV or JSONL file
-MAX_DOCUMENT_BYTES = 64 << 20  # a JSON file that is one object, not an array (read whole)
 MAX_FILE_BYTES = 1 << 30  # one file of examples
 MAX_ROWS = 250_000  # rows of one file (the kept examples stay in memory: about 1 KB each)
 DELIMITERS = (",", ";", "\t", "|")
@@ -284,150 +283,16 @@ def read_jsonl(path: Path, encoding: str) -> Source:
                     yield Record(lines.number, problem="the file ends in the middle of a JSON object (truncated?)"
                                  if cut else f"not valid JSON ({err.msg}, column {err.colno})")
                     continue
-                yield _object(lines.number, value)
+                yield json_object(lines.number, value)
 
     return Source(path, "jsonl", rows(), None, {"encoding": encoding})
 
 
-def _object(line: int, value) -> Record:
+def json_object(line: int, value) -> Record:
+    """A parsed JSON value as a row: objects are rows, anything else is reported."""
     if isinstance(value, dict):
         return Record(line, value)
     return Record(line, problem=f"a {type(value).__name__} where a JSON object is expected")
-
-
-_NEXT_ITEM = re.compile(r"\}\s*,\s*(?=\{)")
-
-
-def read_json(path: Path, encoding: str) -> Source:
-    """A JSON array of objects, streamed item by item; or one object holding such a list."""
-    with open_text(path, encoding) as fh:
-        head = fh.read(SAMPLE_BYTES).lstrip("\ufeff \t\r\n")
-    if not head.startswith("["):
-        return _json_document(path, encoding)
-
-    def rows() -> Iterator[Record]:
-        with open_text(path, encoding) as fh:
-            yield from _array_items(fh)
-
-    return Source(path, "json", rows(), None, {"encoding": encoding})
-
-
-def _array_items(fh, line: int = 1) -> Iterator[Record]:
-    """Items of a JSON array read chunk by chunk; a broken item is reported and skipped."""
-    decoder = json.JSONDecoder()
-    buf = fh.read(SAMPLE_BYTES)
-    pos = buf.index("[") + 1
-    line += buf.count("\n", 0, pos)
-    eof = False
-
-    def refill() -> bool:
-        nonlocal buf, pos, eof
-        more = "" if eof else fh.read(SAMPLE_BYTES)
-        eof = not more
-        if more:
-            buf, pos = buf[pos:] + more, 0
-        return bool(more)
-
-    while True:
-        stripped = len(buf) - len(buf[pos:].lstrip(" \t\r\n,"))
-        line += buf.count("\n", pos, stripped)
-        pos = stripped
-        if pos >= len(buf):
-            if refill():
-                continue
-            yield Record(line, problem="the file ends before the JSON array is closed (truncated?)")
-            return
-        if buf[pos] == "]":
-            return
-        try:
-            value, end = decoder.raw_decode(buf, pos)
-        except RecursionError:
-            yield Record(line, problem="JSON nested too deeply to be an example; the rest of the file is skipped")
-            return
-        except json.JSONDecodeError as err:
-            if len(buf) - pos > MAX_LINE_CHARS:  # one item may not grow the buffer without bound
-                yield Record(line, problem=f"an item longer than {MAX_LINE_CHARS:,} characters; "
-                                           "the rest of the file is skipped")
-                return
-            if (err.pos > len(buf) - 1024 or err.msg.startswith("Unterminated")) and refill():
-                continue  # the item goes on in the next chunk
-            if eof and (err.msg.startswith("Unterminated") or err.pos >= len(buf.rstrip()) - 1):
-                yield Record(line, problem="the file ends in the middle of a JSON object (truncated?)")
-                return
-            skip = _NEXT_ITEM.search(buf, err.pos)
-            yield Record(line, problem=f"not valid JSON ({err.msg})" + ("" if skip else "; the rest of the file is skipped"))
-            if not skip:
-                return
-            end = skip.end() - 1
-            value = None
-        if value is not None:
-            yield _object(line, value)
-        line += buf.count("\n", pos, end)
-        pos = end
-
-
-_SPACE = " \t\r\n"
-
-
-def _json_document(path: Path, encoding: str) -> Source:
-    """One JSON object: {"data": [...]} as some exporters write it (the list is streamed), or one example."""
-    size = path.stat().st_size
-    if size > MAX_DOCUMENT_BYTES:
-        raise UserError(f"{path} is one JSON object of {size / 2**20:.0f} MB; above {MAX_DOCUMENT_BYTES >> 20} MB, "
-                        "save the examples as a JSON array or JSON Lines.")
-    with open_text(path, encoding) as fh:
-        text = fh.read().lstrip("\ufeff")
-    try:
-        lists, chat = _top_level(text, json.JSONDecoder())
-        if len(lists) == 1 and not chat:
-            start = lists[0]
-            rows = _array_items(io.StringIO(text[start:]), 1 + text.count("\n", 0, start))
-            return Source(path, "json", rows, None, {"encoding": encoding})
-        if len(text) > MAX_LINE_CHARS:
-            raise UserError(f"{path} is one JSON object of {size / 2**20:.0f} MB with no list of examples in it.")
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise UserError(f"{path} is not valid JSON: line {err.lineno}, column {err.colno}: {err.msg}.") from None
-    except RecursionError:
-        raise UserError(f"{path} is not a file of examples: its JSON is nested too deeply.") from None
-    return Source(path, "json", iter([_object(1, value)]), None, {"encoding": encoding})
-
-
-def _skip(text: str, pos: int, chars: str = _SPACE) -> int:
-    while pos < len(text) and text[pos] in chars:
-        pos += 1
-    return pos
-
-
-def _top_level(text: str, decoder: json.JSONDecoder) -> tuple[list[int], bool]:
-    """Where each top-level list of objects starts, and whether the object is one chat.
-
-    Walks the object key by key; a list of objects is skipped item by item, so no more
-    than one item is ever built (json.load would build them all: ~100 times the file).
-    """
-    pos = _skip(text, 0)
-    if text[pos:pos + 1] != "{":
-        return [], True
-    lists, keys, pos = [], set(), pos + 1
-    while True:
-        pos = _skip(text, pos, _SPACE + ",")
-        if pos >= len(text):
-            raise json.JSONDecodeError("Expecting '}' (the object is not closed)", text, pos)
-        if text[pos] == "}":
-            return lists, bool(keys & {"messages", "conversations"})
-        key, pos = decoder.raw_decode(text, pos)
-        pos = _skip(text, _skip(text, pos) + 1)  # past the colon
-        keys.add(key)
-        first = _skip(text, pos + 1)
-        if text[pos:pos + 1] == "[" and text[first:first + 1] == "{":
-            lists.append(pos)
-            pos = first
-            while text[pos:pos + 1] != "]":
-                _, pos = decoder.raw_decode(text, pos)
-                pos = _skip(text, pos, _SPACE + ",")
-            pos += 1
-        else:
-            _, pos = decoder.raw_decode(text, pos)
 
 
 def open_source(path: str | Path, sheet: str | None = None) -> Source:
@@ -461,6 +326,8 @@ def open_source(path: str | Path, sheet: str | None = None) -> Source:
     if suffix in (".jsonl", ".ndjson") or (text[:1] == "{" and _is_json(first) and (rest.strip() or suffix != ".json")):
         return read_jsonl(path, encoding)
     if suffix == ".json" or text[:1] in ("[", "{"):
+        from localsft.data.jsonfile import read_json
+
         return read_json(path, encoding)
     return read_csv(path, encoding)
 
