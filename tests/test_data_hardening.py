@@ -114,3 +114,14 @@ def test_spreadsheet_cells_read_as_the_spreadsheet_shows_them():
     report = check(LOST / "formatted.xlsx")
     assert _texts(report, "assistant") == ["50%", "12.5%", "TRUE", "FALSE", "1,234.50", "2026-11-29",
                                            "29 November 2026 3:05 PM", "$1,235"]
+
+
+def test_the_cli_report_names_the_sheet_read_and_the_others(tiny_model_dir, capsys):
+    from localsft.cli import main
+
+    assert main(["data", "check", str(LOST / "readme_sheet.xlsx"), "--model", str(tiny_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "sheet Examples (sheets: README, Examples; choose one with --sheet)" in out
+    assert main(["data", "check", str(LOST / "readme_sheet.xlsx"), "--sheet", "README",
+                 "--model", str(tiny_model_dir)]) == 1
+    assert "Cannot tell which columns" in capsys.readouterr().err
