@@ -123,15 +123,19 @@ def _scan_sheet(book, ws) -> tuple[dict[tuple[int, int], tuple[int, int]], set[t
     """Merged ranges ({cell: its range's top-left cell}) and cells holding a formula with no saved result."""
     merged, formulas = {}, set()
     with book._archive.open(ws._worksheet_path) as fh:  # read-only openpyxl does not expose either
-        for _, el in iterparse(fh):
+        sheet_data = None
+        for event, el in iterparse(fh, events=("start", "end")):
             tag = el.tag.rpartition("}")[2]
+            if event == "start":
+                sheet_data = el if tag == "sheetData" else sheet_data
+                continue
             if tag == "c":
                 kids = {k.tag.rpartition("}")[2]: k for k in el}
                 if "f" in kids and not (kids.get("v") is not None and kids["v"].text) and "is" not in kids:
                     formulas.add(_cell_ref(el.get("r", "A1")))
                 el.clear()
-            elif tag == "row":
-                el.clear()
+            elif tag == "row" and sheet_data is not None:
+                sheet_data.clear()  # the rows read so far: memory stays flat however long the sheet
             elif tag == "mergeCell":
                 first, _, last = el.get("ref", "").partition(":")
                 if last:
