@@ -108,3 +108,20 @@ def test_prepare_never_overwrites_a_split_file_the_user_wrote(tmp_path):
     (tmp_path / "fresh" / "valid.jsonl").write_text('{"text": "edited by hand"}\n')
     with pytest.raises(UserError, match="valid.jsonl was not written by localsft"):
         prepare(good, tmp_path / "fresh")
+
+
+def test_training_from_a_data_folder_never_copies_a_linked_outside_file(tmp_path):
+    from localsft.runs.folder import RunFolder
+    from localsft.train.config import TrainConfig
+    from localsft.train.setup import prepare_run_data
+
+    outside = tmp_path / "private.jsonl"
+    outside.write_text('{"text": "not for training"}\n')
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text('{"text": "fine"}\n')
+    (folder / "valid.jsonl").symlink_to(outside)
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(UserError, match="valid.jsonl is a link to a file outside"):
+        prepare_run_data(TrainConfig(data=str(folder)), run, tokenizer=None)
+    assert not (run.data_dir / "valid.jsonl").exists()
