@@ -52,6 +52,7 @@ class _Mappings:
     def __init__(self, report: DataReport, source, override: ColumnMapping | None):
         self.report, self.fixed, self.override = report, source.columns, override
         self.by_keys: dict[frozenset, ColumnMapping] = {}
+        self.said: set[tuple] = set()  # the shapes the report has named
 
     def __call__(self, record) -> ColumnMapping:
         keys = frozenset(self.fixed or record.data)
@@ -69,7 +70,9 @@ class _Mappings:
                 return next(iter(self.by_keys.values()))
         if first:
             self.report.stats["mapping"] = chosen.to_dict()
-        elif _parts(chosen) != _parts(next(iter(self.by_keys.values()))):
+            self.said.add(_parts(chosen))
+        elif _parts(chosen) not in self.said and len(self.said) < 5:  # said once per shape, for a few shapes
+            self.said.add(_parts(chosen))
             self.report.add(None, "warning", f"{_label(self.report, record.line)}: the rows change shape here; "
                             f"from here on some are read with {_describe(chosen)}.", code="shape change")
         if note and first:
