@@ -64,3 +64,20 @@ def test_export_out_naming_a_file_or_an_unwritable_place_is_a_plain_message(tiny
     err = capsys.readouterr().err
     assert code != 0 and "Traceback" not in err and str(existing if where == "under_file" else out) in err
     assert existing.read_bytes() == b"keep me"
+
+
+def test_push_uploads_the_export_not_the_files_the_user_added(tiny_run, monkeypatch):
+    from test_push import TOKEN, fake_hub  # noqa: F401  (the fixture's server is started below)
+
+    from localsft.export.push import push_run
+
+    (result,) = export_run(tiny_run, "adapter")
+    (result.path / "my-private-notes.txt").write_text("do not publish")
+    server = next(fake_hub.__wrapped__(monkeypatch))
+    try:
+        push_run(tiny_run, "alice/tagline", token=TOKEN)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "my-private-notes.txt" not in server.files and MANIFEST not in server.files
+    assert {"README.md", "adapters.safetensors", "adapter_config.json"} <= set(server.files)
