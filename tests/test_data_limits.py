@@ -121,3 +121,8 @@ def test_the_isolated_check_stops_at_its_time_limit_and_passes_plain_messages():
         check_isolated(LOST / "merged.xlsx", seconds=0.01)
     with pytest.raises(UserError, match="does not exist"):
         check_isolated(LOST / "no_such_file.csv")
+
+
+def test_the_isolated_check_reads_ordinary_files_well_within_a_small_limit():
+    for name in ("headerless.csv", "formatted.xlsx", "shape_change.jsonl"):
+        assert check_isolated(LOST / name, memory_mb=300).rows_kept > 0  # so 300 MB above is the file's doing

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import resource
+import sys
 from pathlib import Path
 
 from localsft.errors import UserError
@@ -58,8 +59,12 @@ def check_isolated(path: str | Path, *, tokenizer=None, valid_fraction: float = 
 
 def _run(send, path: str, memory_mb: int, options: dict) -> None:
     """The child: cap the address space, read the file, send ("report", report) or (kind, message)."""
+    sys.modules.setdefault("numpy", None)  # openpyxl's optional numpy would reserve BLAS buffers for nothing
     limit = memory_mb << 20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    try:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    except (ValueError, OSError):  # a platform that does not enforce it (macOS): the time limit still holds
+        pass
     try:
         from localsft.data.doctor import read_examples
 
