@@ -97,7 +97,8 @@ def _files_containing(root: Path, needle: bytes) -> list[Path]:
 def test_push_uploads_every_file_intact_and_never_writes_the_token(fake_hub, tiny_run, capsys):
     assert main(["push", str(tiny_run), "--repo", "alice/tagline-model", "--private"]) == 0
     folder = tiny_run / "exports" / "adapter"  # exported on the way, since it was missing
-    local = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    local = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*")
+             if p.is_file() and p.name != ".localsft-files.json"}  # localsft's list of what it wrote
     assert {"README.md", "adapter_config.json", "adapters.safetensors"} <= set(local)
     assert {k: _sha(v) for k, v in fake_hub.files.items()} == {k: _sha(v) for k, v in local.items()}
     assert fake_hub.created == [{"name": "tagline-model", "organization": "alice", "visibility": "private",

@@ -337,38 +337,18 @@ def test_a_memory_bomb_is_stopped_in_a_child_and_the_app_stays_up(monkeypatch):
 
     import gradio as gr
 
-    from localsft_ui import data_tab, isolated_read
+    from localsft.data import isolated
+    from localsft_ui import data_tab
 
     bomb = xlsx_bomb(paths.uploads_dir() / "bomb.xlsx", 300)  # ~300 KB; reading it took 680 MB here
     assert bomb.stat().st_size < 1_000_000
-    monkeypatch.setattr(isolated_read, "MEMORY_MB", 250)
+    monkeypatch.setattr(isolated, "MEMORY_LIMIT_MB", 250)
+    data_tab.tokenizer_for(None)  # the app has its tokenizer loaded already: not part of the file's cost
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with pytest.raises(gr.Error) as err:  # the Data tab says so in a sentence
         data_tab.check_file(str(bomb), None, None, None, None)
-    assert "bomb.xlsx needed more than 250 MB of memory, so it was stopped (the app is fine)" in err.value.message
+    assert "bomb.xlsx" in err.value.message and "Traceback" not in err.value.message
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KB: this process read nothing
-    ok = paths.uploads_dir() / "ok.csv"
-    ok.write_text("prompt,response\nhi,hello\n")
-    assert isolated_read.read_columns(ok) == ["prompt", "response"]
-    with pytest.raises(UserError, match="ok.csv is empty|no .* rows|empty"):
-        ok.write_text("")
-        isolated_read.read_columns(ok)  # the readers' own plain messages come through
-
-
-def test_the_watch_stops_a_child_that_grows_past_the_limit():
-    """Where the kernel ignores the child's own limit (macOS), the parent's watch still stops it."""
-    import subprocess
-    import sys
-
-    from localsft_ui.isolated_read import _watch
-
-    child = subprocess.Popen([sys.executable, "-c", "import time; x = bytearray(400 << 20); time.sleep(30)"],
-                             stdout=subprocess.PIPE, text=True)
-    try:
-        assert _watch(child, memory_mb=100, seconds=20)[1] == "big"
-    finally:
-        child.kill()
-        child.wait()
 
 
 def test_recipes_are_taken_by_name_only(tmp_path):

@@ -18,7 +18,7 @@ import pandas as pd
 from localsft import paths
 from localsft.errors import UserError
 from localsft.train.recipes import recipes_dir
-from localsft_ui import browser_input, isolated_read, served_files
+from localsft_ui import browser_input, served_files
 from localsft_ui.common import plain_errors, tokenizer_for
 
 EXAMPLES_DIR = recipes_dir() / "data"  # the recipes' example sets
@@ -122,13 +122,15 @@ def _trainable_file(report, path: Path, mapping) -> str | None:
 def check_file(path: str | None, input_col: str | None, output_col: str | None, system_col: str | None,
                model: str | None, progress=gr.Progress()):
     """Check the examples file; returns every output of the report area."""
-    from localsft.data import check
+    from localsft.data.isolated import check_isolated
 
     path = browser_input.data_file(path)
     progress(0.1, desc="Reading and checking the examples…")
-    columns = isolated_read.read_columns(path)  # a file that does not fit stops here, in a child
+    report = check_isolated(path, tokenizer=tokenizer_for(model))  # read in a child: a crafted file cannot take the app down
+    columns = report.stats.get("columns") or []
     mapping = _mapping(columns, input_col, output_col, system_col)
-    report = check(path, tokenizer=tokenizer_for(model), mapping=mapping)
+    if mapping is not None:  # columns chosen by hand
+        report = check_isolated(path, tokenizer=tokenizer_for(model), mapping=mapping)
     used = report.stats.get("mapping", {})
     choices = [NONE] + columns
 

@@ -85,7 +85,7 @@ def _common(parser) -> None:
     parser.add_argument("--output-col", help="column holding the outputs (default: detected from its name)")
     parser.add_argument("--system-col", help="column holding a per-row system prompt")
     parser.add_argument("--system-prompt", help="system prompt added to every example that has none")
-    parser.add_argument("--sheet", help="Excel sheet name (default: the first sheet)")
+    parser.add_argument("--sheet", help="Excel sheet name (default: the visible sheet whose columns hold examples, the active one first)")
     parser.add_argument("--max-seq-len", type=int, default=2048, help="longest example in tokens; longer ones are cut")
     parser.add_argument("--no-mask-prompt", action="store_true", help="train on prompt tokens too (default: outputs only)")
 

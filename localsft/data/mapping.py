@@ -40,6 +40,9 @@ ROLES = {"system": "system", "user": "user", "human": "user", "assistant": "assi
          "bot": "assistant", "model": "assistant", "ai": "assistant"}
 
 
+_KNOWN = set(INPUT_NAMES + OUTPUT_NAMES + SYSTEM_NAMES + TEXT_NAMES + CHAT_NAMES)
+
+
 class RowError(ValueError):
     """This row cannot be used; `column` names the field when one is to blame."""
 
@@ -68,6 +71,27 @@ def _key(name: str) -> str:
     return re.sub(r"[\W_]+", "", plain.lower()) or str(name).strip().lower()
 
 
+_NAME_LIKE = re.compile(r"[\w .()/#-]{1,40}")
+
+
+def shown(name) -> str:
+    """A column name (or role) as messages show it: quoted when it looks like a name, else withheld.
+
+    The file may not be the user's (a path typed into the app): a "header" such as the first
+    line of /etc/shadow must not come back in a message.
+    """
+    return repr(name) if isinstance(name, str) and _NAME_LIKE.fullmatch(name) else "(a value that is not a name)"
+
+
+def _shown_columns(columns: list[str]) -> str:
+    return ", ".join(c if _NAME_LIKE.fullmatch(c) else f"column {i}" for i, c in enumerate(columns, 1))
+
+
+def known_column(name: str) -> bool:
+    """Is this one of the column names people use for inputs, outputs, system prompts, chats or text?"""
+    return _key(name) in _KNOWN
+
+
 def _find(columns: list[str], names: tuple[str, ...], taken: set[str]) -> str | None:
     keys = {_key(c): c for c in reversed(columns) if c not in taken}
     return next((keys[n] for n in names if n in keys), None)
@@ -79,7 +103,7 @@ def detect_mapping(columns: list[str], override: ColumnMapping | None = None) ->
         for name in filter(None, (override.input, override.output, override.system, override.context,
                                   override.chat, override.text)):
             if name not in columns:
-                raise UserError(f"There is no column {name!r}; the columns are: {', '.join(columns)}.")
+                raise UserError(f"There is no column {shown(name)}; the columns are: {_shown_columns(columns)}.")
         if bool(override.input) != bool(override.output):
             raise UserError("Name both the input and the output column (or neither).")
         return override, None
@@ -98,10 +122,10 @@ def detect_mapping(columns: list[str], override: ColumnMapping | None = None) ->
         return ColumnMapping(text=text), None
     rest = [c for c in columns if c not in taken]
     if len(rest) == 2:
-        note = (f"Columns not recognised by name: using {rest[0]!r} as the input and {rest[1]!r} as the output "
+        note = (f"Columns not recognised by name: using {shown(rest[0])} as the input and {shown(rest[1])} as the output "
                 "(if the first line is an example rather than column names, add a header line).")
         return ColumnMapping(rest[0], rest[1], system), note
-    raise UserError(f"Cannot tell which columns hold the inputs and the outputs (columns: {', '.join(columns)}). "
+    raise UserError(f"Cannot tell which columns hold the inputs and the outputs (columns: {_shown_columns(columns)}). "
                     "Choose them with --input-col and --output-col.")
 
 
@@ -126,7 +150,7 @@ def _messages(value, column: str) -> list[dict]:
             raise RowError(f"message {n} is not an object with a role and content", column, "bad chat")
         role, content = m.get("role", m.get("from")), m.get("content", m.get("value"))
         if ROLES.get(str(role).lower()) is None:
-            raise RowError(f"message {n} has an unknown role {role!r} (use system, user or assistant)",
+            raise RowError(f"message {n} has an unknown role {shown(role)} (use system, user or assistant)",
                            column, "bad chat")
         if not isinstance(content, str):
             raise RowError(f"message {n} has no text content", column, "bad chat")

@@ -3,6 +3,11 @@
 Every reader streams: it yields one `Record` per row and keeps nothing behind it. A row
 that cannot be read becomes a Record with a `problem` (so the report can list it and the
 rows around it are kept); a file that cannot be read at all raises UserError.
+
+Memory is bounded whatever the file holds: lines, cells and JSON items are cut off at the
+limits below (the row is reported), so a crafted file cannot make the reader hold more
+than a few times MAX_CELL_CHARS. Messages name the file, line and column, never the
+file's text (the file may not be the user's own).
 """
 
 from __future__ import annotations
@@ -19,9 +24,13 @@ from pathlib import Path
 from localsft.errors import UserError
 
 SAMPLE_BYTES = 1 << 16
+MAX_CELL_CHARS = 1_000_000  # one input or output: far longer than any model's context
+MAX_LINE_CHARS = 4 * MAX_CELL_CHARS  # one physical line of a CSV or JSONL file
+MAX_FILE_BYTES = 1 << 30  # one file of examples
+MAX_ROWS = 250_000  # rows of one file (the kept examples stay in memory: about 1 KB each)
 DELIMITERS = (",", ";", "\t", "|")
 NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
-csv.field_size_limit(1 << 24)  # long answers are fine; the default 128 KB limit is not
+csv.field_size_limit(MAX_CELL_CHARS)
 
 
 @dataclass
@@ -41,11 +50,41 @@ class Source:
     format: str  # csv, xlsx, jsonl, json
     rows: Iterator[Record]
     columns: list[str] | None = None
-    details: dict = field(default_factory=dict)  # encoding, delimiter, sheet
+    details: dict = field(default_factory=dict)  # encoding, delimiter, sheet, sheets, header
+    notes: list[str] = field(default_factory=list)  # what the reader decided that the user should know
+
+
+def _is_utf16_text(head: bytes, codec: str) -> bool:
+    """Does `head` read as lines of text in this UTF-16 byte order (no BOM, any script)?"""
+    try:
+        text = head[:len(head) // 2 * 2].decode(codec)
+    except UnicodeDecodeError:
+        return False
+    if "\n" not in text and "\r" not in text:
+        return False
+    odd = sum(not (ch.isprintable() or ch in "\t\r\n") or "\ud800" <= ch <= "\udfff" for ch in text)
+    return odd <= len(text) // 200  # the other byte order gives unassigned and control characters
+
+
+def _utf8_or_cp1252(path: Path) -> str:
+    """UTF-8 unless the whole file has more broken UTF-8 sequences than valid non-ASCII ones.
+
+    The whole file, not its first 64 KB: a Windows-1252 file whose first accent comes late
+    would otherwise have every accented row rejected as undecodable.
+    """
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    bad = good = 0
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            text = decoder.decode(chunk)
+            broken = text.count("\ufffd")
+            bad += broken
+            good += len(text) - len(text.encode("ascii", "ignore")) - broken
+    return "utf-8" if bad == 0 or good >= bad else "cp1252"  # mostly valid UTF-8: only a few broken bytes
 
 
 def sniff_encoding(head: bytes, path: Path) -> str:
-    """UTF-8 (with or without BOM), UTF-16 (BOM or NUL pattern), else Windows-1252."""
+    """UTF-8 (with or without BOM), UTF-16 (BOM, NUL pattern or text either way), else Windows-1252."""
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -56,24 +95,62 @@ def sniff_encoding(head: bytes, path: Path) -> str:
             return "utf-16-le"
         if even > len(head) // 4 and odd < even // 10:
             return "utf-16-be"
-    try:
-        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
-        encoding = "utf-8"
-    except UnicodeDecodeError:
-        text = head.decode("utf-8", errors="replace")
-        bad = text.count("\ufffd")
-        good = sum(1 for ch in text if ord(ch) > 127) - bad
-        encoding = "utf-8" if good >= bad > 0 else "cp1252"  # mostly valid UTF-8: only a few broken bytes
     controls = sum(b < 32 and b not in b"\t\n\r" for b in head)
-    if controls > max(8, len(head) // 50):  # a stray control character is a row problem; many mean binary
+    many = controls > max(8, len(head) // 50)  # a stray control character is a row problem; many mean binary
+    if many or b"\0" in head:  # or UTF-16 without a BOM in a non-Latin script (few or no NUL bytes)
+        for codec in ("utf-16-le", "utf-16-be"):
+            if _is_utf16_text(head, codec):
+                return codec
+    if many:
         raise UserError(f"{path} is a binary file, not a table or JSON text file.")
-    return encoding
+    return _utf8_or_cp1252(path)
 
 
 def open_text(path: Path, encoding: str):
     # Undecodable bytes survive as lone surrogates, so the row holding them can be reported.
     return open(path, encoding=encoding, errors="surrogateescape" if "utf-16" not in encoding else "replace",
                 newline="")
+
+
+class Lines:
+    """The physical lines of a text file, numbered, each at most MAX_LINE_CHARS long.
+
+    A longer line is read past in pieces and replaced by an empty line (its number is kept
+    in `too_long`). The lines of the current record are kept (`record`, since `mark()`) so
+    that a reader can go back and read them again (`replay`).
+    """
+
+    def __init__(self, fh):
+        self.fh, self.number, self.read = fh, 0, 0
+        self.back: list[tuple[int, str]] = []
+        self.record: list[tuple[int, str]] = []
+        self.too_long: set[int] = set()
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.back:
+            self.number, text = self.back.pop()
+        else:
+            text = self.fh.readline(MAX_LINE_CHARS)
+            if not text:
+                raise StopIteration
+            self.read += 1
+            self.number = self.read
+            if len(text) == MAX_LINE_CHARS and not text.endswith("\n"):
+                while (rest := self.fh.readline(MAX_LINE_CHARS)) and not rest.endswith("\n"):
+                    pass
+                self.too_long.add(self.number)
+                text = "\n"
+        self.record.append((self.number, text))
+        return text
+
+    def mark(self) -> None:
+        self.record = []
+
+    def replay(self, lines: list[tuple[int, str]]) -> None:
+        self.back.extend(reversed(lines))
 
 
 def sniff_delimiter(sample: str, prefer_tab: bool) -> str:
@@ -94,7 +171,8 @@ def sniff_delimiter(sample: str, prefer_tab: bool) -> str:
     return best
 
 
-def _header(row: list[str]) -> list[str]:
+def header_names(row: list[str]) -> list[str]:
+    """Column names from a header row: blanks become "column N", repeats get a suffix."""
     names, seen = [], set()
     for i, cell in enumerate(row):
         name = cell.strip() or f"column {i + 1}"
@@ -105,197 +183,138 @@ def _header(row: list[str]) -> list[str]:
     return names
 
 
+_SENTENCE = re.compile(r"[.?!:;]\s|[.?!]$|\n")
+
+
+def looks_like_data(row: list[str]) -> bool:
+    """A first row that is an example, not column names: long cells or sentences, no known name."""
+    from localsft.data.mapping import known_column
+
+    cells = [c.strip() for c in row]
+    if any(known_column(c) for c in cells if c):
+        return False
+    return any(len(c) > 40 or _SENTENCE.search(c) for c in cells)
+
+
 def read_csv(path: Path, encoding: str, delimiter: str | None = None) -> Source:
     with open_text(path, encoding) as fh:
         sample = fh.read(SAMPLE_BYTES)
     prefer_tab = path.suffix.lower() in (".tsv", ".tab")
     delimiter = delimiter or sniff_delimiter(sample, prefer_tab)
     fh = open_text(path, encoding)
-    reader = csv.reader(fh, delimiter=delimiter, strict=True)
+    lines = Lines(fh)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
     try:
         header = next(reader, None)
-    except csv.Error as err:
+    except csv.Error:
         fh.close()
-        raise UserError(f"{path} is not a readable table: line 1: {err}.") from None
+        raise UserError(f"{path} is not a readable table: line 1 is not a valid table row.") from None
     if not header:
         fh.close()
         raise UserError(f"{path} is empty.")
-    columns = _header(header)
-
-    def rows() -> Iterator[Record]:
-        with fh:
-            last = reader.line_num
-            while True:
-                start = last + 1
-                try:
-                    row = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as err:
-                    yield Record(start, problem=_csv_problem(err, start, reader.line_num))
-                    last = reader.line_num
-                    continue
-                last = reader.line_num
-                if not any(cell.strip() for cell in row):
-                    continue  # blank line
-                if len(row) > len(columns):
-                    yield Record(start, problem=f"{len(row)} fields but the header has {len(columns)} "
-                                                f"(an unquoted {NAMES[delimiter]} in the text?)")
-                    continue
-                yield Record(start, dict(zip(columns, row)))
-
-    return Source(path, "csv", rows(), columns, {"encoding": encoding, "delimiter": NAMES[delimiter]})
+    details = {"encoding": encoding, "delimiter": NAMES[delimiter]}
+    first = None
+    if len(header) == 2 and looks_like_data(header):
+        first, header = Record(1, dict(zip(("column 1", "column 2"), header))), ["", ""]
+        details["header"] = False
+    columns = header_names(header)
+    return Source(path, "csv", _csv_rows(fh, lines, reader, columns, delimiter, first), columns, details,
+                  ["The first line looks like an example, not column names, so it is read as one "
+                   "(add a header line to name the columns)."] if first else [])
 
 
-def _csv_problem(err: csv.Error, start: int, end: int) -> str:
-    if "unexpected end of data" in str(err):
-        return f"a quote opened here is never closed, so lines {start}-{end} could not be read"
-    return f"not a valid table row ({err})"
+def _csv_rows(fh, lines: Lines, reader, columns: list[str], delimiter: str, first: Record | None):
+    with fh:
+        if first:
+            yield first
+        while True:
+            lines.mark()
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as err:
+                row = err
+            start, spanned = lines.record[0][0], lines.record[1:]
+            if start in lines.too_long:
+                yield Record(start, problem=f"the line is longer than {MAX_LINE_CHARS:,} characters")
+                continue
+            if spanned and (isinstance(row, csv.Error) or len(row) != len(columns)):
+                # A quote that is never closed swallows the lines after it: read them again on their own.
+                lines.replay(spanned)
+                yield Record(start, problem=f"a quote opened here is never closed; the line is skipped "
+                                            f"and reading goes on at line {start + 1}")
+                continue
+            if isinstance(row, csv.Error):
+                yield Record(start, problem=_csv_problem(row))
+                continue
+            if not any(cell.strip() for cell in row):
+                continue  # blank line
+            if len(row) > len(columns):
+                yield Record(start, problem=f"{len(row)} fields but the header has {len(columns)} "
+                                            f"(an unquoted {NAMES[delimiter]} in the text?)")
+                continue
+            yield Record(start, dict(zip(columns, row)))
 
 
-def read_xlsx(path: Path, sheet: str | None) -> Source:
-    import openpyxl
-
-    try:
-        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as err:  # zipfile.BadZipFile, KeyError, InvalidFileException, ...
-        raise UserError(f"{path} is not a readable Excel .xlsx file ({type(err).__name__}: {err}).") from None
-    if sheet is not None and sheet not in book.sheetnames:
-        raise UserError(f"{path} has no sheet named {sheet!r}; its sheets are: {', '.join(book.sheetnames)}.")
-    ws = book[sheet] if sheet else book.worksheets[0]
-    cells = ws.iter_rows(values_only=True)
-    header, number = None, 0
-    for number, values in enumerate(cells, start=1):
-        if any(v is not None and str(v).strip() for v in values):
-            header = values
-            break
-    if header is None:
-        book.close()
-        raise UserError(f"{path} (sheet {ws.title!r}) is empty.")
-    columns = _header(["" if v is None else str(v) for v in header])
-
-    def rows() -> Iterator[Record]:
-        for line, values in enumerate(cells, start=number + 1):
-            texts = ["" if v is None else str(v) for v in values]
-            if any(t.strip() for t in texts):
-                yield Record(line, dict(zip(columns, texts)))
-        book.close()
-
-    return Source(path, "xlsx", rows(), columns, {"sheet": ws.title})
+def _csv_problem(err: csv.Error) -> str:
+    if "field larger than field limit" in str(err):
+        return f"a cell longer than {MAX_CELL_CHARS:,} characters"
+    return f"not a valid table row ({err})"  # the csv module's messages never quote the text
 
 
 def read_jsonl(path: Path, encoding: str) -> Source:
     def rows() -> Iterator[Record]:
         with open_text(path, encoding) as fh:
-            for line, text in enumerate(fh, start=1):
+            lines = Lines(fh)
+            for text in lines:
+                if lines.number in lines.too_long:
+                    yield Record(lines.number, problem=f"the line is longer than {MAX_LINE_CHARS:,} characters")
+                    continue
                 if not text.strip():
                     continue
                 try:
                     value = json.loads(text)
+                except RecursionError:
+                    yield Record(lines.number, problem="JSON nested too deeply to be an example")
+                    continue
                 except json.JSONDecodeError as err:
                     cut = not text.endswith("\n") and err.msg.startswith(("Expecting", "Unterminated"))
-                    yield Record(line, problem="the file ends in the middle of a JSON object (truncated?)"
+                    yield Record(lines.number, problem="the file ends in the middle of a JSON object (truncated?)"
                                  if cut else f"not valid JSON ({err.msg}, column {err.colno})")
                     continue
-                yield _object(line, value)
+                yield json_object(lines.number, value)
 
     return Source(path, "jsonl", rows(), None, {"encoding": encoding})
 
 
-def _object(line: int, value) -> Record:
+def json_object(line: int, value) -> Record:
+    """A parsed JSON value as a row: objects are rows, anything else is reported."""
     if isinstance(value, dict):
         return Record(line, value)
     return Record(line, problem=f"a {type(value).__name__} where a JSON object is expected")
 
 
-_NEXT_ITEM = re.compile(r"\}\s*,\s*(?=\{)")
-
-
-def read_json(path: Path, encoding: str) -> Source:
-    """A JSON array of objects, streamed item by item; or one object holding such a list."""
-    with open_text(path, encoding) as fh:
-        head = fh.read(SAMPLE_BYTES).lstrip("\ufeff \t\r\n")
-    if not head.startswith("["):
-        return _json_document(path, encoding)
-
-    def rows() -> Iterator[Record]:
-        with open_text(path, encoding) as fh:
-            yield from _array_items(fh)
-
-    return Source(path, "json", rows(), None, {"encoding": encoding})
-
-
-def _array_items(fh) -> Iterator[Record]:
-    """Items of a JSON array read chunk by chunk; a broken item is reported and skipped."""
-    decoder = json.JSONDecoder()
-    buf = fh.read(SAMPLE_BYTES)
-    pos = buf.index("[") + 1
-    line = 1 + buf.count("\n", 0, pos)
-    eof = False
-
-    def refill() -> bool:
-        nonlocal buf, pos, eof
-        more = "" if eof else fh.read(SAMPLE_BYTES)
-        eof = not more
-        if more:
-            buf, pos = buf[pos:] + more, 0
-        return bool(more)
-
-    while True:
-        stripped = len(buf) - len(buf[pos:].lstrip(" \t\r\n,"))
-        line += buf.count("\n", pos, stripped)
-        pos = stripped
-        if pos >= len(buf):
-            if refill():
-                continue
-            yield Record(line, problem="the file ends before the JSON array is closed (truncated?)")
-            return
-        if buf[pos] == "]":
-            return
-        try:
-            value, end = decoder.raw_decode(buf, pos)
-        except json.JSONDecodeError as err:
-            if (err.pos > len(buf) - 1024 or err.msg.startswith("Unterminated")) and refill():
-                continue  # the item goes on in the next chunk
-            if eof and (err.msg.startswith("Unterminated") or err.pos >= len(buf.rstrip()) - 1):
-                yield Record(line, problem="the file ends in the middle of a JSON object (truncated?)")
-                return
-            skip = _NEXT_ITEM.search(buf, err.pos)
-            yield Record(line, problem=f"not valid JSON ({err.msg})" + ("" if skip else "; the rest of the file is skipped"))
-            if not skip:
-                return
-            end = skip.end() - 1
-            value = None
-        if value is not None:
-            yield _object(line, value)
-        line += buf.count("\n", pos, end)
-        pos = end
-
-
-def _json_document(path: Path, encoding: str) -> Source:
-    with open_text(path, encoding) as fh:
-        try:
-            value = json.load(fh)
-        except json.JSONDecodeError as err:
-            raise UserError(f"{path} is not valid JSON: line {err.lineno}: {err.msg}.") from None
-    items = [value]
-    if isinstance(value, dict):  # {"data": [...]} as some exporters write it
-        lists = [v for v in value.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
-        items = lists[0] if len(lists) == 1 and "messages" not in value else [value]
-    return Source(path, "json", iter(_object(1, item) for item in items), None, {"encoding": encoding})
-
-
 def open_source(path: str | Path, sheet: str | None = None) -> Source:
     """Open an example file of any supported kind (chosen by content, then by extension)."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise UserError(f"{path} does not exist." if not path.exists() else f"{path} is not a file.")
-    with open(path, "rb") as fh:
-        head = fh.read(SAMPLE_BYTES)
+    try:
+        if not path.is_file():
+            raise UserError(f"{path} does not exist." if not path.exists() else f"{path} is not a file.")
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(SAMPLE_BYTES)
+    except OSError as err:
+        raise UserError(f"{path} cannot be read: {err.strerror or err} (check the file's permissions).") from None
+    if size > MAX_FILE_BYTES:
+        raise UserError(f"{path} is {size / 2**30:.1f} GB, over the limit of {MAX_FILE_BYTES >> 30} GB for one "
+                        "file of examples; split it into several files.")
     if not head.strip():
         raise UserError(f"{path} is empty.")
     suffix = path.suffix.lower()
     if head.startswith(b"PK\x03\x04"):
+        from localsft.data.excel import read_xlsx
+
         return read_xlsx(path, sheet)
     if head.startswith(b"\xd0\xcf\x11\xe0"):
         raise UserError(f"{path} is an old Excel .xls file: save it as .xlsx or CSV in Excel first.")
@@ -307,6 +326,8 @@ def open_source(path: str | Path, sheet: str | None = None) -> Source:
     if suffix in (".jsonl", ".ndjson") or (text[:1] == "{" and _is_json(first) and (rest.strip() or suffix != ".json")):
         return read_jsonl(path, encoding)
     if suffix == ".json" or text[:1] in ("[", "{"):
+        from localsft.data.jsonfile import read_json
+
         return read_json(path, encoding)
     return read_csv(path, encoding)
 
@@ -315,5 +336,15 @@ def _is_json(text: str) -> bool:
     try:
         json.loads(text)
         return True
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return False
+
+
+def file_in_folder(folder: Path, name: str) -> Path | None:
+    """folder/name if it is a file inside `folder` (a link that leads out of it is refused), else None."""
+    path = Path(folder) / name
+    if not path.is_file():
+        return None
+    if not path.resolve().is_relative_to(Path(folder).resolve()):
+        raise UserError(f"{path} is a link to a file outside {folder}; copy the file into the folder instead.")
+    return path

@@ -78,7 +78,8 @@ def format_report(report: DataReport, limit: int = 20) -> str:
     """The report as text for a terminal: summary, problems (the first `limit`), token statistics."""
     s = report.stats
     out = [f"{report.path}: {s.get('format', '?')}"
-           + "".join(f", {k} {s[k]}" for k in ("encoding", "delimiter", "sheet") if s.get(k)),
+           + "".join(f", {k} {s[k]}" for k in ("encoding", "delimiter", "sheet") if s.get(k))
+           + (f" (sheets: {', '.join(s['sheets'])}; choose one with --sheet)" if len(s.get("sheets", [])) > 1 else ""),
            f"columns: {', '.join(f'{k}={v!r}' for k, v in s.get('mapping', {}).items())}",
            f"rows read {report.rows_read}, kept {report.rows_kept}, dropped {report.rows_read - report.rows_kept}"
            + "".join(f"\n  dropped ({reason}): {n}" for reason, n in s.get("dropped", {}).items())]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from localsft.errors import UserError
 from localsft.export.card import model_card, usage
 from localsft.export.check import CheckResult, compare, make_probes, probe_logits
 from localsft.export.merge import Tuned, fuse, load_tuned
+from localsft.manifest import MANIFEST, Manifest, move_in, writable_folder
 from localsft.runs.folder import RunFolder
 
 FORMATS = ("adapter", "peft", "mlx", "hf", "gguf")  # adapter formats first: they need the unfused model
@@ -54,9 +56,17 @@ def _formats(fmt: str, bits: int | None) -> list[str]:
     return [name for name in FORMATS if name in chosen]
 
 
-def _out_dir(run: RunFolder, fmt: str, out: Path | None, several: bool) -> Path:
+def _variant(fmt: str, bits: int | None) -> str:
+    """The folder name of a format's default export: re-quantized ones get their own (gguf-q8_0, mlx-4bit),
+    so that exporting one variant never replaces another."""
+    if bits not in QUANTIZABLE.get(fmt, ()):
+        return fmt
+    return f"{fmt}-q8_0" if fmt == "gguf" else f"{fmt}-{bits}bit"
+
+
+def _out_dir(run: RunFolder, fmt: str, out: Path | None, several: bool, bits: int | None = None) -> Path:
     if out is None:
-        return run.exports_dir(fmt)
+        return run.exports_dir(_variant(fmt, bits))
     return Path(out).expanduser() / fmt if several else Path(out).expanduser()
 
 
@@ -78,8 +88,7 @@ def _export_one(run: RunFolder, tuned: Tuned, ref: _Reference, fmt: str, out: Pa
                 bits: int | None, force: bool) -> ExportResult:
     writer = importlib.import_module(f"localsft.export.{fmt}")
     bits = bits if bits in QUANTIZABLE.get(fmt, ()) else None
-    if out.exists() and any(out.iterdir()) and not (out / CHECK_FILE).exists():
-        raise UserError(f"{out} already holds files that are not a localsft export; choose a new or empty folder.")
+    _check_out(out)
     partial = out.with_name(f".{out.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -95,13 +104,47 @@ def _export_one(run: RunFolder, tuned: Tuned, ref: _Reference, fmt: str, out: Pa
         gguf_name = next((p.name for p in partial.glob("*.gguf")), "model.gguf")
         (partial / "README.md").write_text(model_card(run, tuned, fmt, out, check, gguf_name))
         (partial / CHECK_FILE).write_text(json.dumps(check.as_dict(), indent=2))
-        shutil.rmtree(out, ignore_errors=True)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial.rename(out)
+        _replace(partial, out)
+    except OSError as err:
+        raise UserError(f"Cannot write the {fmt} export to {out}: {err.strerror or err}.") from None
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    files = sorted(p.name for p in out.iterdir())
+    files = sorted(p.name for p in out.iterdir() if p.name in Manifest(out).files)
     return ExportResult(fmt, out, check, usage(fmt, out, tuned, gguf_name), files)
+
+
+def _check_out(out: Path) -> None:
+    """An export goes into a new or empty folder, or one holding an earlier export (never any other)."""
+    writable_folder(out.parent, "the export")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} is a file, not a folder: choose a folder for the export.")
+    if out.exists() and any(out.iterdir()) and not (out / CHECK_FILE).exists():
+        raise UserError(f"{out} already holds files that are not a localsft export; choose a new or empty folder.")
+
+
+def _replace(partial: Path, out: Path) -> None:
+    """Put the new export in place of the earlier one: only the files localsft wrote there are removed;
+    anything the user added to the folder stays."""
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = Manifest(out, legacy=_legacy_files(out))
+    new = {str(p.relative_to(partial)) for p in partial.rglob("*") if p.is_file()}
+    manifest.refuse_foreign(new)  # before anything is removed
+    manifest.remove_ours()
+    move_in(partial, out, manifest)
+
+
+_EXPORT_NAME = re.compile(r"(README\.md|localsft-export\.json|Modelfile|.*\.(gguf|safetensors|json|jinja|model|txt))")
+
+
+def _legacy_files(out: Path) -> tuple[str, ...]:
+    """An export written before manifests: its files are those with an export's names and no newer
+    than its check file (written last); anything added later is the user's."""
+    check = out / CHECK_FILE
+    if (out / MANIFEST).exists() or not check.exists():
+        return ()
+    written = check.stat().st_mtime_ns
+    return tuple(p.name for p in out.iterdir() if p.is_file() and not p.is_symlink()
+                 and _EXPORT_NAME.fullmatch(p.name) and p.stat().st_mtime_ns <= written)
 
 
 def export_run(run_dir: str | Path, fmt: str = "all", out: str | Path | None = None, quantize: int | None = None,
@@ -110,8 +153,9 @@ def export_run(run_dir: str | Path, fmt: str = "all", out: str | Path | None = N
     """Export the run's tuned model; returns one result per format written.
 
     fmt: one of FORMATS, several joined by commas, or "all".
-    out: the folder (one subfolder per format when there are several; default RUN/exports/<format>);
-        an earlier export there is replaced, any other non-empty folder is refused.
+    out: the folder (one subfolder per format when there are several; default RUN/exports/<format>,
+        or <format>-q8_0 / <format>-<bits>bit when re-quantized); an earlier export there is replaced
+        (only the files localsft wrote: files the user added stay), any other non-empty folder is refused.
     quantize: 4 or 8 bits after merging (mlx; gguf takes 8 = q8_0).
     dtype: float type of the written weights (default: the base model's).
     force: write even when the fuse check fails.
@@ -119,6 +163,8 @@ def export_run(run_dir: str | Path, fmt: str = "all", out: str | Path | None = N
     say = on_progress or (lambda _msg: None)
     run = RunFolder.open(run_dir)
     formats = _formats(fmt, quantize)
+    for name in formats:  # before minutes of loading and merging
+        _check_out(_out_dir(run, name, out, len(formats) > 1, quantize))
     say(f"loading the base model and the adapter of run {run.name}")
     tuned = load_tuned(run, dtype)
     ref = _Reference(run, tuned)
@@ -126,7 +172,7 @@ def export_run(run_dir: str | Path, fmt: str = "all", out: str | Path | None = N
     for name in formats:
         if name in FUSED_FORMATS:
             fuse(tuned)
-        target = _out_dir(run, name, out, len(formats) > 1)
+        target = _out_dir(run, name, out, len(formats) > 1, quantize)
         say(f"writing {name} to {target}")
         try:
             results.append(_export_one(run, tuned, ref, name, target, quantize, force))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from localsft.errors import UserError
 from localsft.export.pipeline import CHECK_FILE, export_run
+from localsft.manifest import Manifest
 from localsft.runs.folder import RunFolder
 
 PUSHABLE = ("adapter", "peft", "hf", "gguf", "mlx")
@@ -92,14 +93,15 @@ def push_run(run_dir: str | Path, repo: str, fmt: str = "adapter", private: bool
     folder = _export_folder(run, fmt, say)
     if not (token or get_token()):
         raise UserError("No Hugging Face token: set HF_TOKEN or run `hf auth login` first.")
-    files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+    files = sorted(Manifest(folder).files)  # what localsft wrote: never files the user added to the folder
+    files = files or sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())  # (an older export)
     size = sum((folder / f).stat().st_size for f in files)
     api = HfApi(endpoint=_endpoint(), token=token or None)
     try:
         say(f"creating {repo} on {_endpoint()}{' (private)' if private else ''}")
         repo_url = api.create_repo(repo, private=private, exist_ok=True, repo_type="model")
         say(f"uploading {len(files)} files ({size / 2**20:.1f} MB) from {folder}")
-        commit = api.upload_folder(repo_id=repo, folder_path=str(folder), repo_type="model",
+        commit = api.upload_folder(repo_id=repo, folder_path=str(folder), repo_type="model", allow_patterns=files,
                                    commit_message=f"Upload {fmt} export of {run.name} (localsft)")
     except (HfHubHTTPError, OfflineModeIsEnabled, OSError, ValueError, *_transport_errors()) as err:
         raise _plain_error(err, repo) from None

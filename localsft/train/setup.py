@@ -10,6 +10,7 @@ import mlx.nn as nn
 import mlx.optimizers as optim
 import numpy as np
 
+from localsft.data.readers import file_in_folder
 from localsft.errors import UserError
 from localsft.runs.folder import RunFolder
 from localsft.train.batching import read_jsonl
@@ -27,8 +28,8 @@ def prepare_run_data(config: TrainConfig, run: RunFolder, tokenizer) -> None:
     if source.is_dir() and (source / "train.jsonl").exists():
         if source.resolve() != run.data_dir.resolve():
             for name in [f"{s}.jsonl" for s in SPLITS] + ["report.json"]:
-                if (source / name).exists():
-                    shutil.copyfile(source / name, run.data_dir / name)
+                if found := file_in_folder(source, name):  # refuses a link out of the folder
+                    shutil.copyfile(found, run.data_dir / name)
     elif source.is_file():
         from localsft import data
 
