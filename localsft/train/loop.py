@@ -9,7 +9,9 @@ plain reason and the last good checkpoint and adapters stay as they were.
 
 from __future__ import annotations
 
+import errno
 import math
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,7 +24,8 @@ from mlx.utils import tree_map
 from localsft import paths
 from localsft.errors import UserError
 from localsft.models.loading import load_model
-from localsft.runs.folder import RunFolder
+from localsft.runs.folder import JOB_LOG, STOP_FILE, RunFolder
+from localsft.runs.lock import RUN_LOCK, lock_run, lock_training
 from localsft.train import events as ev
 from localsft.train.batching import Batch, BatchPlan, eval_batches, make_batch, tokenize_examples
 from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint,
@@ -33,12 +36,14 @@ from localsft.train.loss import loss_sum
 from localsft.train.plan import MB, calibrate, check_fits, estimate_memory
 from localsft.train.setup import apply_method, build_optimizer, load_splits, prepare_run_data, trainable_count
 
-STOP_FILE = "STOP"  # a UI may create RUN/STOP to ask for a clean stop without signals
+
+
+DIVERGED_FACTOR = 1.5  # validation loss this many times the untrained model's: diverged
 
 
 @dataclass
 class TrainResult:
-    status: str  # finished, early_stopped, stopped, failed
+    status: str  # finished, early_stopped, stopped, failed, diverged
     run_dir: Path
     step: int
     best_val_loss: float | None
@@ -64,34 +69,117 @@ def train(config: TrainConfig | None = None, run_dir: str | Path | None = None, 
     resume: continue the run in `run_dir` from its latest checkpoint (config read from the run).
     group: the data-parallel process group this process is part of (see train.distributed;
     use `distributed.train_in_group`, which also sets up the ranks other than 0).
+
+    A new run needs a new or empty folder. While it trains, the process holds the run
+    folder's lock and this machine's training lock (localsft.runs.lock): a second training,
+    a second resume of the same run, or deleting it, is refused with a plain message.
     """
     writes = (group or SINGLE).is_main  # data-parallel ranks other than 0 write nothing
     if resume:
         run = RunFolder.open(run_dir)
-        config = TrainConfig.load(run.config_path)
     else:
         run = RunFolder(Path(run_dir).expanduser() if run_dir else new_run_dir(config))
-        if run.config_path.exists():
-            raise UserError(f"{run.path} already holds a run. Resume it with --resume, or choose another --out.")
         if writes:
-            run.path.mkdir(parents=True, exist_ok=True)
-            config.save(run.config_path)
-    log = ev.EventLog(run.events_path if writes else None, on_event)
+            check_new_run_folder(run, config)
+    locks = _take_locks(run) if writes else []
+    log = None
     trainer = None
     try:
+        if writes and not resume and not run.config_path.exists():
+            config.save(run.config_path)
+        log = ev.EventLog(run.events_path if writes else None, on_event)
+        if resume:
+            config = TrainConfig.load(run.config_path)
         trainer = _Trainer(config, run, log, stop, resume, group)
         return trainer.run()
-    except UserError as err:
-        log.emit(ev.Failed(str(err), trainer.state.step if trainer else 0))
-        raise
     except Exception as err:
-        log.emit(ev.Failed(f"Training stopped on an internal error: {type(err).__name__}: {err}",
-                           trainer.state.step if trainer else 0))
+        reason = _reason(err, run)
+        if log is not None:
+            _log_failure(log, reason, trainer, resume)
+        if isinstance(err, UserError):
+            raise
+        if reason != _internal(err):
+            raise UserError(reason) from None
         raise
     finally:
         if trainer:
             trainer.close()
-        log.close()
+        if log is not None:
+            log.close()
+        for lock in reversed(locks):
+            lock.release()
+
+
+def check_new_run_folder(run: RunFolder, config: TrainConfig) -> None:
+    """A new run goes into a new or empty folder, so that it never overwrites anyone's files.
+
+    Allowed already there: what the studio puts in the folder it starts a run in (this very
+    config as config.yaml, its train.log) and localsft's own lock file.
+    """
+    path = run.path
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{path} is a file, not a folder. Choose another --out.")
+    if not path.exists():
+        return
+    if run.events_path.exists():
+        raise UserError(f"{path} already holds a run. Resume it with --resume, or choose another --out.")
+    others = sorted(p.name for p in path.iterdir() if p.name not in (RUN_LOCK, JOB_LOG, STOP_FILE))
+    if others == ["config.yaml"] and _same_config(run.config_path, config):
+        return
+    if others:
+        raise UserError(f"{path} is not empty (it holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''}). "
+                        f"A new run needs a new or empty folder, so that nothing in it is overwritten. "
+                        f"Choose another --out.")
+
+
+def _same_config(path: Path, config: TrainConfig) -> bool:
+    try:
+        return TrainConfig.load(path) == config
+    except UserError:
+        return False
+
+
+def _take_locks(run: RunFolder) -> list:
+    """The run folder's lock, then this machine's training lock; nothing is created when refused."""
+    if run.path.is_dir():
+        locks = [lock_run(run.path, "training")]
+        try:
+            locks.append(lock_training(run.path))
+        except UserError:
+            locks[0].release()
+            raise
+        return locks
+    machine = lock_training(run.path)
+    try:
+        run.path.mkdir(parents=True, exist_ok=True)
+        return [lock_run(run.path, "training"), machine]
+    except BaseException:
+        machine.release()
+        raise
+
+
+def _internal(err: Exception) -> str:
+    return f"Training stopped on an internal error: {type(err).__name__}: {err}"
+
+
+def _reason(err: Exception, run: RunFolder) -> str:
+    """The sentence a user sees for an error that ended training."""
+    if isinstance(err, UserError):
+        return str(err)
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"The disk is full: training could not write to {run.path}. Free some space on that disk, "
+                f"then resume with: localsft train --resume {run.path}")
+    return _internal(err)
+
+
+def _log_failure(log: ev.EventLog, reason: str, trainer, resume: bool) -> None:
+    """A failed resume that never began leaves the run's status as it was; any other failure ends it."""
+    began = trainer is not None and trainer.began
+    event = ev.ResumeFailed(reason) if resume and not began else ev.Failed(reason, trainer.state.step if trainer else 0)
+    try:
+        log.emit(event)
+    except OSError:
+        pass  # a full disk cannot take the event either; the error still reaches the caller
 
 
 def plan_only(config: TrainConfig, on_event=None) -> ev.Started:
@@ -112,6 +200,7 @@ class _Trainer:
                  group: Group | None):
         self.config, self.run_folder, self.log, self.stop = config, run, log, stop
         self.group = group or SINGLE
+        self.began = False  # the plan is logged: from here on a failure ends the run
         self.state = TrainState()
         self.loaded = load_model(config.model, config.precision)
         self.model = self.loaded.model
@@ -185,9 +274,11 @@ class _Trainer:
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> TrainResult:
         self._emit_plan()
+        self.began = True
         self.session_start = time.perf_counter()
         if self.eval_set and self.state.step == 0:
             self._evaluate(sample=False)  # the base model's validation loss, to compare against
+            self.state.base_val_loss = self.state.best_val_loss
         while self.state.step < self.total_steps:
             if self.group.any(self._stop_requested()):  # every rank stops at the same step
                 return self._stopped()
@@ -199,7 +290,10 @@ class _Trainer:
             self._emit_step(loss, tokens, time.perf_counter() - started)
             step = self.state.step
             if self.eval_set and (step % self.eval_every == 0 or step == self.total_steps):
-                if self._evaluate():
+                early = self._evaluate()
+                if self._diverging():
+                    return self._diverged()
+                if early:
                     return self._finish(early=True)
             if step % self.checkpoint_every == 0 and step < self.total_steps:
                 self._checkpoint()
@@ -305,6 +399,7 @@ class _Trainer:
         total, count = self.group.sum_values(total, count)
         val_loss = total / max(count, 1.0)
         state = self.state
+        self.val_loss = val_loss
         improved = math.isfinite(val_loss) and (state.best_val_loss is None or val_loss < state.best_val_loss)
         if improved:
             state.best_val_loss, state.best_step, state.evals_since_best = val_loss, state.step, 0
@@ -346,6 +441,26 @@ class _Trainer:
         path = self._checkpoint()
         self.log.emit(ev.Stopped(step=self.state.step, checkpoint=str(path)))
         return self._result("stopped")
+
+    def _diverging(self) -> bool:
+        """Whether validation loss has grown well past the untrained model's: the learning rate
+        is too high (measured: learning rate 1e6 took it from 4.97 to 10.80)."""
+        base = self.state.base_val_loss
+        return base is not None and self.val_loss > DIVERGED_FACTOR * base
+
+    def _diverged(self) -> TrainResult:
+        state, base = self.state, self.state.base_val_loss
+        reason = (f"Training diverged: the validation loss rose from {base:.2f} before training to "
+                  f"{self.val_loss:.2f} at step {state.step}, so training stopped. Try a lower learning rate "
+                  f"(this run used {self.config.learning_rate:g}).")
+        if state.best_step > 0:
+            reason += f" The adapter from step {state.best_step}, the best before it went wrong, is kept."
+        else:  # "best" would be the untrained adapter written at step 0: never offer it as the result
+            shutil.rmtree(self.run_folder.adapters_dir("best"), ignore_errors=True)
+            reason += " No step improved on the model before training, so no adapter is kept as the best."
+        self.log.emit(ev.Diverged(reason=reason, step=state.step, val_loss=round(self.val_loss, 5),
+                                  base_val_loss=round(base, 5)))
+        return self._result("diverged", reason)
 
     def _failed_nan(self, loss: float) -> TrainResult:
         reason = (f"The loss became {loss} at step {self.state.step + 1}, so training stopped. "
