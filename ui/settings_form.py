@@ -12,7 +12,7 @@ from dataclasses import Field, fields
 
 import gradio as gr
 
-from localsft.train.config import TrainConfig
+from localsft.train.config import TrainConfig, setting_kind
 
 PER_ROW = 4
 ON_OFF = ("on", "off")
@@ -20,10 +20,7 @@ ON_OFF = ("on", "off")
 
 def _kind(f: Field) -> str | None:
     """bool, int, float or str; None for settings that are not one plain value (lists, mappings)."""
-    annotation = str(f.type)
-    if "list" in annotation or "dict" in annotation:
-        return None
-    return next((kind for kind in ("bool", "int", "float") if kind in annotation), "str")
+    return setting_kind(str(f.type))
 
 
 def offered() -> list[Field]:

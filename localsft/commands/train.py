@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -75,38 +76,66 @@ class _Progress:
 
 
 class _StopSignals:
-    """SIGINT and SIGTERM set a flag that the loop polls after every step.
+    """SIGINT and SIGTERM set a flag that the loop polls after every step; the second one means now.
 
-    hard: the second signal ends the process at once. A Python handler runs only between
-    bytecodes, so while MLX computes (a validation pass can take a minute) it would wait;
-    the default action does not (measured: 58.7 s before, see tests/test_train_cli.py). The
-    last checkpoint stays valid (each is written under a temporary name, then renamed).
-    Otherwise the second signal raises KeyboardInterrupt (for a Python loop that waits).
+    A Python signal handler runs only in the main thread between bytecodes: while MLX
+    computes (a validation pass on a real model can take a minute) it waits, and two
+    Ctrl-C in that time count as one (measured: 58.7 s from the second Ctrl-C to the end).
+    So with `hard`, signals are counted by a thread woken through `signal.set_wakeup_fd`
+    (MLX releases the GIL while it computes): the first asks for a clean stop, the second
+    ends the process at once. The last checkpoint stays valid (each is written under a
+    temporary name, then renamed) and the OS releases the run's locks.
+    Without `hard` (a Python loop that waits), the second signal raises KeyboardInterrupt.
     """
 
     def __init__(self, hard: bool = False) -> None:
         self.requested = False
         self.hard = hard
         self._old = {}
+        self._pipe: tuple[int, int] | None = None
+        self._old_wakeup = -1
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old[sig] = signal.signal(sig, self._handle)
+        if self.hard:
+            read, write = self._pipe = os.pipe()
+            os.set_blocking(write, False)
+            self._old_wakeup = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+            threading.Thread(target=self._count, args=(read,), daemon=True, name="stop-signals").start()
         return self
 
+    def _count(self, read: int) -> None:
+        """Runs in its own thread: one byte arrives per signal, as soon as it is delivered."""
+        try:
+            while data := os.read(read, 16):  # b"": the write end is closed, training is over
+                for signum in data:
+                    if self.requested:
+                        print("\nstopped at once; resume from the last checkpoint with --resume.", file=sys.stderr)
+                        os._exit(128 + signum)
+                    self._request()
+        finally:
+            os.close(read)
+
     def _handle(self, signum, frame) -> None:
-        if self.requested:  # a second Ctrl-C means now
-            raise KeyboardInterrupt
-        self.requested = True
         if self.hard:
-            for sig in self._old:
-                signal.signal(sig, signal.SIG_DFL)
+            return  # counted by the thread above
+        if self.requested:
+            raise KeyboardInterrupt
+        self._request()
+
+    def _request(self) -> None:
+        self.requested = True
         print("\nstopping after this step (saving a checkpoint); press Ctrl-C again to stop at once "
               "(resume from the last checkpoint)...", file=sys.stderr)
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+        if self._pipe is not None:
+            signal.set_wakeup_fd(self._old_wakeup)
+            os.close(self._pipe[1])  # the counting thread reads the end of the pipe and closes its side
+            self._pipe = None
 
     def __call__(self) -> bool:
         return self.requested

@@ -79,10 +79,12 @@ class TrainConfig:
 
         for f in fields(self):  # inf and nan pass every comparison below, or fail it with a confusing message
             value = getattr(self, f.name)
+            if not _has_type(f.type, value):
+                need(False, f"{f.name} must be {_type_words(f.type)}, not {value!r}.")
             if isinstance(value, float) and not math.isfinite(value):
                 raise UserError(f"Invalid training setting: {f.name} must be a finite number, not {value}.")
             counts = isinstance(value, int) and not isinstance(value, bool) or f.name == "epochs"
-            if counts and abs(value) > LIMIT:
+            if counts and isinstance(value, (int, float)) and abs(value) > LIMIT:
                 raise UserError(f"Invalid training setting: {f.name} = {value:g} is far too large.")
         need(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, not {self.method!r}.")
         need(self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {', '.join(SCHEDULES)}.")
@@ -170,6 +172,28 @@ def _coerce_number(name: str, annotation: str, value):
         except ValueError:
             raise UserError(f"Invalid training setting: {name}: expected a number, got {value!r}.") from None
     return value
+
+
+_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+
+
+def setting_kind(annotation: str) -> str | None:
+    """bool, int, float or str for a plain setting; None for lists and mappings (checked on their own)."""
+    if "list" in annotation or "dict" in annotation:
+        return None
+    return next((kind for kind in ("bool", "int", "float") if kind in annotation), "str")
+
+
+def _has_type(annotation: str, value) -> bool:
+    kind = setting_kind(annotation)
+    if kind is None or (value is None and "None" in annotation):
+        return True
+    return isinstance(value, _TYPES[kind]) and (kind == "bool" or not isinstance(value, bool))
+
+
+def _type_words(annotation: str) -> str:
+    words = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "text"}
+    return words[setting_kind(annotation)] + (" (or empty)" if "None" in annotation else "")
 
 
 def help_lines() -> list[str]:

@@ -275,6 +275,7 @@ class _Trainer:
     def run(self) -> TrainResult:
         self._emit_plan()
         self.began = True
+        self.recent_losses: list[float] = []  # training losses since the last validation
         self.session_start = time.perf_counter()
         if self.eval_set and self.state.step == 0:
             self._evaluate(sample=False)  # the base model's validation loss, to compare against
@@ -287,6 +288,7 @@ class _Trainer:
             if not math.isfinite(loss):
                 return self._failed_nan(loss)
             self.state.elapsed_s += time.perf_counter() - started
+            self.recent_losses.append(loss)
             self._emit_step(loss, tokens, time.perf_counter() - started)
             step = self.state.step
             if self.eval_set and (step % self.eval_every == 0 or step == self.total_steps):
@@ -443,10 +445,14 @@ class _Trainer:
         return self._result("stopped")
 
     def _diverging(self) -> bool:
-        """Whether validation loss has grown well past the untrained model's: the learning rate
-        is too high (measured: learning rate 1e6 took it from 4.97 to 10.80)."""
-        base = self.state.base_val_loss
-        return base is not None and self.val_loss > DIVERGED_FACTOR * base
+        """Whether the loss has grown well past the untrained model's: the learning rate is too
+        high (measured on the default model: learning rate 1e6 took validation loss from 4.97 to
+        10.80). The training loss must be worse than the untrained model's too; otherwise it is a
+        validation set unlike the training data, which early stopping handles."""
+        base, recent = self.state.base_val_loss, self.recent_losses
+        self.recent_losses = []
+        return (base is not None and bool(recent) and self.val_loss > DIVERGED_FACTOR * base
+                and sum(recent) / len(recent) > base)
 
     def _diverged(self) -> TrainResult:
         state, base = self.state, self.state.base_val_loss
