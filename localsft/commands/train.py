@@ -57,7 +57,7 @@ class _Progress:
                        f"{' (best)' if event.improved else ''}")
         elif kind == "early_stopped":
             self._line(f"early stop: no improvement since step {event.best_step}")
-        elif kind in ("failed", "stopped"):
+        elif kind in ("failed", "stopped", "diverged"):
             self._line(f"{kind}: {getattr(event, 'reason', '') or f'checkpoint at step {event.step}'}")
 
     def _step(self, event) -> None:
@@ -216,10 +216,11 @@ def _run_on_hosts(args, config: TrainConfig | None) -> int:
         raise
     finally:
         (out / STOP_FILE).unlink(missing_ok=True)  # a request rank 0 never saw must not stop a later resume
-    events = RunFolder(out).events()  # [] when rank 0 wrote nothing here
-    if not events:  # rank 0 ran elsewhere (or never started): mlx.launch's status is all there is
+    if not RunFolder(out).events():  # rank 0 ran elsewhere (or never started): mlx.launch's status is all there is
         return child.returncode
-    return 0 if events[-1]["type"] in ("finished", "early_stopped", "stopped") else 1
+    from localsft.runs.status import FINISHED, STOPPED, read_progress
+
+    return 0 if read_progress(out).status in (FINISHED, STOPPED) else 1
 
 
 def register(parser: argparse.ArgumentParser) -> None:
