@@ -231,7 +231,10 @@ def test_a_damaged_run_folder_is_skipped_with_a_warning(tiny_model_dir, tmp_path
     from localsft_ui import app, runs_tab
 
     assert [row[0] for row in runs_tab.runs_table()] == ["good"]
-    app.build()  # the studio starts
+    demo = app.build()  # the studio starts
+    ids = {c.get("props", {}).get("elem_id") for c in demo.config["components"]}
+    assert {"train-set-learning_rate", "train-set-epochs", "train-set-packing"} <= ids  # from the schema
+    assert not ids & {"train-set-data", "train-set-model", "train-extra"}  # no field names a file
 
 
 def test_the_studio_hands_the_child_its_checked_config_as_a_file(tiny_model_dir, tmp_path):
