@@ -24,10 +24,10 @@ from mlx.utils import tree_map
 from localsft import paths
 from localsft.errors import UserError
 from localsft.models.loading import load_model
-from localsft.runs.folder import JOB_LOG, STOP_FILE, RunFolder
-from localsft.runs.lock import RUN_LOCK, lock_run, lock_training
+from localsft.runs.folder import STOP_FILE, RunFolder
 from localsft.train import events as ev
 from localsft.train.batching import Batch, BatchPlan, eval_batches, make_batch, tokenize_examples
+from localsft.train.claim import claim
 from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint,
                                        save_adapters, save_checkpoint)
 from localsft.train.config import TrainConfig
@@ -35,8 +35,6 @@ from localsft.train.distributed import SINGLE, Group
 from localsft.train.loss import loss_sum
 from localsft.train.plan import MB, calibrate, check_fits, estimate_memory
 from localsft.train.setup import apply_method, build_optimizer, load_splits, prepare_run_data, trainable_count
-
-
 
 DIVERGED_FACTOR = 1.5  # validation loss this many times the untrained model's: diverged
 
@@ -79,9 +77,7 @@ def train(config: TrainConfig | None = None, run_dir: str | Path | None = None, 
         run = RunFolder.open(run_dir)
     else:
         run = RunFolder(Path(run_dir).expanduser() if run_dir else new_run_dir(config))
-        if writes:
-            check_new_run_folder(run, config)
-    locks = _take_locks(run) if writes else []
+    locks = claim(run, None if resume else config) if writes else []
     log = None
     trainer = None
     try:
@@ -108,54 +104,6 @@ def train(config: TrainConfig | None = None, run_dir: str | Path | None = None, 
             log.close()
         for lock in reversed(locks):
             lock.release()
-
-
-def check_new_run_folder(run: RunFolder, config: TrainConfig) -> None:
-    """A new run goes into a new or empty folder, so that it never overwrites anyone's files.
-
-    Allowed already there: what the studio puts in the folder it starts a run in (this very
-    config as config.yaml, its train.log) and localsft's own lock file.
-    """
-    path = run.path
-    if path.exists() and not path.is_dir():
-        raise UserError(f"{path} is a file, not a folder. Choose another --out.")
-    if not path.exists():
-        return
-    if run.events_path.exists():
-        raise UserError(f"{path} already holds a run. Resume it with --resume, or choose another --out.")
-    others = sorted(p.name for p in path.iterdir() if p.name not in (RUN_LOCK, JOB_LOG, STOP_FILE))
-    if others == ["config.yaml"] and _same_config(run.config_path, config):
-        return
-    if others:
-        raise UserError(f"{path} is not empty (it holds {', '.join(others[:3])}{', ...' if len(others) > 3 else ''}). "
-                        f"A new run needs a new or empty folder, so that nothing in it is overwritten. "
-                        f"Choose another --out.")
-
-
-def _same_config(path: Path, config: TrainConfig) -> bool:
-    try:
-        return TrainConfig.load(path) == config
-    except UserError:
-        return False
-
-
-def _take_locks(run: RunFolder) -> list:
-    """The run folder's lock, then this machine's training lock; nothing is created when refused."""
-    if run.path.is_dir():
-        locks = [lock_run(run.path, "training")]
-        try:
-            locks.append(lock_training(run.path))
-        except UserError:
-            locks[0].release()
-            raise
-        return locks
-    machine = lock_training(run.path)
-    try:
-        run.path.mkdir(parents=True, exist_ok=True)
-        return [lock_run(run.path, "training"), machine]
-    except BaseException:
-        machine.release()
-        raise
 
 
 def _internal(err: Exception) -> str:
