@@ -31,7 +31,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # A short run: quick-test recipe, 3 steps of small packed batches; no validation split (validating
 # is what takes longest here; the validation curve is covered by tests/test_ui_tabs.py).
 # Filled in the advanced settings, which are generated from the schema (ui/settings_form.py).
-TRAINING = {f"#train-set-{name} input": value for name, value in (
+TRAINING = {f"#train-set-{name} :is(input, textarea)": value for name, value in (
     ("iters", "3"), ("max_seq_len", "160"), ("batch_tokens", "320"), ("pack_width", "160"),
     ("valid_fraction", "0"), ("sample_prompts", "0"))}
 

@@ -3,7 +3,9 @@
 One widget per setting, labelled with its name and its help text, so a setting added to
 the schema appears here by itself. Settings that name a file or folder ("path" metadata:
 the data, the model) are never offered: nothing typed in the app may point the trainer
-at a file. Every widget starts blank, and blank keeps the recipe's value.
+at a file. Every widget starts blank, and blank keeps the recipe's value. Numbers are typed
+in text boxes: Gradio's number field cannot be blank (it shows and sends 0, a real value
+for several settings); the schema turns the text into a number, naming a bad one.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from localsft.train.config import TrainConfig, setting_kind
 
 PER_ROW = 4
 ON_OFF = ("on", "off")
+BLANK = "(the recipe's value)"
 
 
 def _kind(f: Field) -> str | None:
@@ -38,9 +41,7 @@ def _widget(f: Field) -> gr.components.Component:
     if kind == "bool" or "choices" in f.metadata:
         choices = list(ON_OFF if kind == "bool" else f.metadata["choices"])
         return gr.Dropdown(label=label, info=info, choices=choices, value=None, elem_id=elem_id)
-    if kind in ("int", "float"):
-        return gr.Number(label=label, info=info, value=None, precision=0 if kind == "int" else None, elem_id=elem_id)
-    return gr.Textbox(label=label, info=info, elem_id=elem_id)
+    return gr.Textbox(label=label, info=info, placeholder=BLANK, max_lines=1, elem_id=elem_id)
 
 
 def build() -> list[gr.components.Component]:
@@ -62,8 +63,6 @@ def changes(values: list | tuple) -> dict:
         kind = _kind(f)
         if kind == "bool":
             value = value == "on"
-        elif kind == "int" and isinstance(value, float) and value.is_integer():
-            value = int(value)
         out[f.name] = value.strip() if isinstance(value, str) else value
     return out
 

@@ -168,9 +168,14 @@ def _coerce_number(name: str, annotation: str, value):
     """YAML reads `1e-4` as a string; numbers given as text become numbers."""
     if isinstance(value, str) and ("float" in annotation or "int" in annotation):
         try:
-            return float(value) if "float" in annotation else int(value)
+            number = float(value)
         except ValueError:
             raise UserError(f"Invalid training setting: {name}: expected a number, got {value!r}.") from None
+        if "float" in annotation:
+            return number
+        if not number.is_integer():
+            raise UserError(f"Invalid training setting: {name} must be a whole number, not {value!r}.")
+        return int(number)
     return value
 
 
