@@ -86,6 +86,10 @@ def test_a_cli_training_is_the_studio_job_and_sigkill_shows_interrupted(long_tra
     with pytest.raises(UserError, match="being trained right now"):
         jobs.delete_run("cli-run")  # the studio's Delete
     assert run_dir.exists()
+    from localsft.export import export_run
+
+    with pytest.raises(UserError, match="being trained right now"):
+        export_run(run_dir, "adapter")  # an export writes into the run folder too
 
     child.send_signal(signal.SIGKILL)
     child.wait()

@@ -20,6 +20,7 @@ from localsft.export.card import model_card, usage
 from localsft.export.check import CheckResult, compare, make_probes, probe_logits
 from localsft.export.merge import Tuned, fuse, load_tuned
 from localsft.runs.folder import RunFolder
+from localsft.runs.lock import writes_run
 
 FORMATS = ("adapter", "peft", "mlx", "hf", "gguf")  # adapter formats first: they need the unfused model
 FUSED_FORMATS = ("mlx", "hf", "gguf")
@@ -104,6 +105,7 @@ def _export_one(run: RunFolder, tuned: Tuned, ref: _Reference, fmt: str, out: Pa
     return ExportResult(fmt, out, check, usage(fmt, out, tuned, gguf_name), files)
 
 
+@writes_run("exporting")  # no training, resume or delete of the run meanwhile
 def export_run(run_dir: str | Path, fmt: str = "all", out: str | Path | None = None, quantize: int | None = None,
                dtype: str | None = None, force: bool = False,
                on_progress: Callable[[str], None] | None = None) -> list[ExportResult]:

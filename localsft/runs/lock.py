@@ -12,6 +12,7 @@ to guess from pids whether a run is still alive.
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import os
 import time
@@ -138,3 +139,17 @@ def lock_training(run_dir: str | Path) -> Lock:
         raise UserError(f"A training is already running on this machine (run {name}). Stop it or wait for "
                         f"it to finish before starting another; only one runs at a time.")
     return lock
+
+
+def writes_run(what: str):
+    """Decorator: the function's first argument is a run folder that it writes; it runs holding
+    the folder's lock (refused with a plain message while another process writes the run)."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def locked(run_dir, *args, **kwargs):
+            if not Path(run_dir).expanduser().is_dir():
+                return fn(run_dir, *args, **kwargs)  # not a folder: the function says so plainly
+            with lock_run(Path(run_dir).expanduser(), what):
+                return fn(run_dir, *args, **kwargs)
+        return locked
+    return decorate
