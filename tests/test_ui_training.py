@@ -80,3 +80,11 @@ def test_the_plan_comes_from_the_dry_run(examples, tiny_model_dir):
                                *settings_form.values(iters=20, max_seq_len=64, compile=False))
     assert "20 steps" in plan and "MB" in plan
     assert not any(paths.runs_dir().iterdir())  # nothing is kept
+
+
+def test_a_failing_plan_reports_the_childs_typed_failure(tiny_model_dir):
+    bad = paths.uploads_dir() / "bad.csv"
+    bad.write_text("prompt,response\n")
+    with pytest.raises(UserError, match="no rows") as err:
+        jobs.dry_run(TrainConfig(data=str(bad), model=str(tiny_model_dir)))
+    assert "Traceback" not in str(err.value) and "error:" not in str(err.value)
