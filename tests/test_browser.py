@@ -30,9 +30,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 # A short run: quick-test recipe, 3 steps of small packed batches; no validation split (validating
 # is what takes longest here; the validation curve is covered by tests/test_ui_tabs.py).
-TRAINING = {"#train-iters input": "3",
-            "#train-extra textarea": "max_seq_len=160\nbatch_tokens=320\npack_width=160\nvalid_fraction=0\n"
-                                     "sample_prompts=0"}
+# Filled in the advanced settings, which are generated from the schema (ui/settings_form.py).
+TRAINING = {f"#train-set-{name} :is(input, textarea)": value for name, value in (
+    ("iters", "3"), ("max_seq_len", "160"), ("batch_tokens", "320"), ("pack_width", "160"),
+    ("valid_fraction", "0"), ("sample_prompts", "0"))}
 
 
 def free_port() -> int:

@@ -1,4 +1,5 @@
-"""Training jobs (localsft.runs.jobs): progress from the event log, the runs list, the job file.
+"""Training jobs (localsft.runs.jobs) and run status (localsft.runs.status): progress from the
+event log, the runs list, liveness from the trainer's locks.
 
 The end-to-end rules (one training at a time, re-attach, stop) run the real
 `localsft train` child on a tiny model in tests/test_ui_training.py.
@@ -14,8 +15,10 @@ import time
 import pytest
 
 from localsft import paths
-from localsft.runs import jobs
 from localsft.errors import UserError
+from localsft.runs import jobs
+from localsft.runs.status import read_progress
+from localsft.train.config import TrainConfig
 
 
 def write_run(name: str, events: list[dict], config: str = "model: null\n"):
@@ -35,27 +38,30 @@ def test_progress_follows_the_event_log():
                               {"type": "step", "step": 2, "steps": 10, "loss": 2.1, "eta_s": 40.0, "tokens_per_s": 82},
                               {"type": "eval", "step": 2, "val_loss": 2.3, "best_val_loss": 2.3, "improved": True},
                               {"type": "sample", "step": 2, "samples": [{"prompt": "hi", "answer": "hello"}]}])
-    p = jobs.read_progress(folder, running=True)
+    p = read_progress(folder, alive=True)
     assert (p.status, p.step, p.steps, p.eta_s) == ("running", 2, 10, 40.0)
     assert p.losses == [(1, 2.5), (2, 2.1)] and p.val_losses == [(2, 2.3)]
     assert p.samples[0]["answer"] == "hello" and p.fraction == pytest.approx(0.2)
 
 
-def test_a_run_that_ended_without_a_final_event_is_interrupted_or_failed():
+def test_a_run_that_ended_without_a_final_event_is_interrupted():
     folder = write_run("r2", [STARTED, {"type": "step", "step": 1, "steps": 10, "loss": 2.5, "eta_s": 9}])
-    p = jobs.read_progress(folder)  # no job file: nothing runs it
+    p = read_progress(folder)  # nothing holds its lock: nothing runs it
     assert p.status == "interrupted" and "ended without finishing" in p.message
-    (folder / jobs.LOG_FILE).write_text("loading...\nerror: Model not found: nope.\n")
-    p = jobs.read_progress(folder)
-    assert (p.status, p.message) == ("failed", "Model not found: nope.")
+    assert read_progress(folder, alive=True).status == "running"
 
 
 def test_final_events_set_the_status():
     folder = write_run("r3", [STARTED, {"type": "stopped", "step": 4, "checkpoint": "x"}])
-    assert jobs.read_progress(folder, running=False).status == "stopped"
+    assert read_progress(folder, alive=False).status == "stopped"
     folder = write_run("r4", [STARTED, {"type": "failed", "reason": "The loss became nan.", "step": 3}])
-    p = jobs.read_progress(folder, running=False)
+    p = read_progress(folder, alive=False)
     assert (p.status, p.message, p.done) == ("failed", "The loss became nan.", True)
+    folder = write_run("r5", [STARTED, {"type": "early_stopped", "step": 4, "best_step": 2, "best_val_loss": 1.0},
+                              {"type": "finished", "step": 4, "best_val_loss": 1.0, "adapters": "", "run_dir": "",
+                               "seconds": 1}])
+    p = read_progress(folder, alive=False)
+    assert (p.status, p.sentence) == ("finished", "Finished early: the validation loss stopped improving.")
 
 
 def test_runs_list_and_delete():
@@ -75,41 +81,49 @@ def test_runs_list_and_delete():
         jobs.delete_run("../models")
 
 
-def test_job_file_of_a_dead_process_is_cleared():
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    (paths.home() / jobs.JOB_FILE).write_text(json.dumps({"pid": dead.pid, "run_dir": "/x", "started": 0}))
-    assert jobs.current_job() is None
-    assert not (paths.home() / jobs.JOB_FILE).exists()
-    (paths.home() / jobs.JOB_FILE).write_text("{torn")
-    assert jobs.current_job() is None
+HOLDER = """
+import sys, time
+from localsft.runs.lock import lock_run, lock_training
+locks = [lock_run(sys.argv[1], "training"), lock_training(sys.argv[1])]
+print("locked", flush=True)
+time.sleep(60)
+"""
 
 
-def test_a_live_job_blocks_a_second_start_and_deleting_its_run():
-    folder = write_run("busy", [{**STARTED, "time": time.time()}])
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+def hold_like_a_trainer(folder):
+    """A real process that holds the locks a training holds (a CLI `localsft train`, say)."""
+    child = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder)], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "locked"
+    return child
+
+
+def test_a_training_of_another_process_is_the_job_until_it_is_killed():
+    folder = write_run("busy", [{**STARTED, "time": time.time()},
+                                {"type": "step", "step": 3, "steps": 10, "loss": 2.0, "eta_s": 9}])
+    trainer = hold_like_a_trainer(folder)
     try:
-        (paths.home() / jobs.JOB_FILE).write_text(json.dumps({"pid": sleeper.pid, "run_dir": str(folder),
-                                                              "started": 0}))
-        assert jobs.current_job().run_dir == folder  # what a reload or second tab finds
-        assert jobs.read_progress(folder).status == "running"
+        assert jobs.current_job().run_dir == folder.resolve()  # what a reload or second tab finds
+        assert jobs.current_job().pid == trainer.pid
+        assert read_progress(folder).status == "running"
+        assert jobs.list_runs()[0].label == "running (step 3 of 10)"
         with pytest.raises(UserError, match="already running"):
-            jobs.start_training("data.csv")
-        with pytest.raises(UserError, match="training right now"):
+            jobs.start_training(TrainConfig(data="data.csv"))
+        with pytest.raises(UserError, match="being trained right now"):
             jobs.delete_run("busy")
+        with pytest.raises(UserError, match="already running"):
+            jobs.resume_training(folder)
     finally:
-        sleeper.kill()
-        sleeper.wait()
+        trainer.kill()  # SIGKILL: no ending is logged; the OS drops the locks
+        trainer.wait()
     assert jobs.current_job() is None
+    assert read_progress(folder).status == "interrupted"
+    assert [r.status for r in jobs.list_runs()] == ["interrupted"]
+    assert jobs.delete_run("busy") == folder and not folder.exists()
 
 
 def test_train_command_is_the_cli():
-    cmd = jobs.train_command("ex.csv", run_dir=paths.runs_dir() / "r", recipe="quick-test", model="m",
-                             overrides=["iters=5"])
+    run_dir = paths.runs_dir() / "r"
+    cmd = jobs.train_command(run_dir, config_file=run_dir / "config.yaml")
     assert cmd[:4] == [sys.executable, "-m", "localsft", "train"]
-    assert cmd[4:] == ["--data", "ex.csv", "--out", str(paths.runs_dir() / "r"), "--recipe", "quick-test",
-                       "--model", "m", "--set", "iters=5"]
-    assert jobs.train_command(None, run_dir=paths.runs_dir() / "r", resume=True)[4:] == [
-        "--resume", str(paths.runs_dir() / "r")]
-    with pytest.raises(UserError, match="Data tab"):
-        jobs.train_command(None, run_dir=None)
+    assert cmd[4:] == ["--config", str(run_dir / "config.yaml"), "--out", str(run_dir)]
+    assert jobs.train_command(run_dir, resume=True)[4:] == ["--resume", str(run_dir)]

@@ -12,7 +12,9 @@ import pytest
 
 from fake_run import make_run
 from localsft import paths
-from localsft_ui import compare_tab, data_tab, export_tab, runs_tab, train_tab
+from localsft.errors import UserError
+from localsft.train.recipes import load_recipe
+from localsft_ui import compare_tab, data_tab, export_tab, runs_tab, settings_form, train_tab
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "recipes" / "data"
 
@@ -59,14 +61,25 @@ def test_typed_rows_become_a_csv(tiny_model_dir):
     assert path.parent == paths.uploads_dir() and path.read_text().splitlines() == ["input,output", "Say hi,Hello!"]
 
 
+def _uploaded(name: str = "x.csv") -> str:
+    """A file as the Data tab keeps an upload (the app trains only on those)."""
+    path = paths.uploads_dir() / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("prompt,response\nhi,hello\n")
+    return str(path)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda: data_tab.check_file(None, None, None, None, None), "Upload a file"),
     (lambda: data_tab.check_file("/nowhere/x.csv", None, None, None, None), "does not open other files"),
     (lambda: data_tab.use_table(pd.DataFrame([["", ""]], columns=["input", "output"])), "table is empty"),
-    (lambda: train_tab.start(None, None, None, None, None, None, None, None, ""), "Data tab"),
+    (lambda: train_tab.start(None, None, None), "Data tab"),
     (lambda: train_tab.stop(), "No training is running"),
     (lambda: train_tab.resume(None), "no run to resume"),
-    (lambda: train_tab.start("x.csv", None, None, None, None, None, None, None, "epochs 3"), "key=value"),
+    (lambda: train_tab.start(_uploaded(), None, None, *settings_form.values(learning_rate=-1)),
+     "learning_rate must be positive"),
+    (lambda: train_tab.start(_uploaded(), None, None, *settings_form.values(epochs="3 epochs")),
+     "epochs: expected a number"),
     (lambda: runs_tab.ask_delete("no-such-run"), "no run named"),
     (lambda: export_tab.export(None, ["peft"], "none"), "Choose a trained run"),
     (lambda: export_tab.push("r", "peft", "repo", "", True), "no run named"),
@@ -79,9 +92,27 @@ def test_errors_are_plain_sentences(call, message):
     assert message in err.value.message and "Traceback" not in err.value.message
 
 
-def test_advanced_settings_become_set_items():
-    assert train_tab.overrides(2, 20, 1e-4, 4, None, "lora_layers=4\n\n") == [
-        "epochs=2", "iters=20", "learning_rate=0.0001", "lora_rank=4", "lora_layers=4"]
+def test_advanced_settings_come_from_the_schema_and_never_name_files():
+    from dataclasses import fields
+
+    from localsft.train.config import TrainConfig
+    from localsft_ui import settings_form
+
+    offered = {f.name for f in settings_form.offered()}
+    assert {"epochs", "iters", "learning_rate", "lora_rank", "packing", "lr_schedule", "system_prompt"} <= offered
+    assert not offered & {"data", "model"}  # settings typed in the app never name files
+    assert offered | {"data", "model", "lora_keys", "format_check"} == {f.name for f in fields(TrainConfig)}
+    config = train_tab.build_config(None, None, "brand-voice", *settings_form.values(
+        epochs=2, iters=20, learning_rate=1e-4, lora_rank=4, packing=False, lr_schedule="linear"))
+    assert (config.epochs, config.iters, config.learning_rate, config.lora_rank, config.packing,
+            config.lr_schedule) == (2, 20, 1e-4, 4, False, "linear")
+    assert config.data and Path(config.data).exists()  # the recipe's own shipped example set
+    recipe = train_tab.build_config(None, None, "brand-voice", *settings_form.values())
+    assert recipe.learning_rate == load_recipe("brand-voice").train_config().learning_rate  # blank: the recipe's
+    with pytest.raises(UserError, match="lora_rank must be at least 1"):
+        train_tab.build_config(None, None, "brand-voice", *settings_form.values(lora_rank=0))
+    with pytest.raises(UserError, match="epochs must be a finite number"):
+        train_tab.build_config(None, None, "brand-voice", *settings_form.values(epochs=float("inf")))
 
 
 def test_poll_renders_progress_chart_and_samples():
@@ -110,7 +141,7 @@ def run_name(tiny_model_dir):
 
 def test_runs_tab_lists_opens_and_deletes(run_name):
     table, choice = runs_tab.refresh(None)
-    assert table[0][:3] == [run_name, "tiny-llama", "not started"] and choice["value"] == run_name
+    assert table[0][:3] == [run_name, "tiny-llama", "interrupted"] and choice["value"] == run_name
     update, tabs = compare_tab.open(run_name)
     assert update["value"] == run_name and tabs.selected == "compare"
     assert export_tab.open(run_name)[1].selected == "export"

@@ -10,9 +10,11 @@ import time
 import pytest
 
 from localsft import paths
-from localsft.runs import jobs
 from localsft.errors import UserError
-from localsft_ui import train_tab
+from localsft.runs import jobs
+from localsft.runs.status import read_progress
+from localsft.train.config import TrainConfig
+from localsft_ui import settings_form, train_tab
 
 
 def wait_for(condition, timeout: float = 90.0, what: str = ""):
@@ -41,15 +43,15 @@ def stored_tiny(tiny_model_dir) -> str:
 
 
 def test_one_training_at_a_time_reattach_stop_and_resume(examples, stored_tiny):
-    advanced = (None, 5000, None, None, 64, "compile=false\neval_every=50\nbatch_tokens=256")
+    advanced = settings_form.values(iters=5000, max_seq_len=64, compile=False, eval_every=50, batch_tokens=256)
     run_dir, message = train_tab.start(str(examples), stored_tiny, "quick-test", *advanced)
     try:
         assert "Started run" in message
-        wait_for(lambda: jobs.read_progress(run_dir).losses, what="the first loss points")
+        wait_for(lambda: read_progress(run_dir).losses, what="the first loss points")
 
         # A second Start (another tab, the CLI through the app) gets a plain message.
         with pytest.raises(UserError, match="already running"):
-            jobs.start_training(str(examples), model=stored_tiny)
+            jobs.start_training(TrainConfig(data=str(examples), model=stored_tiny))
 
         # A new page knows nothing yet; its first poll finds the running job.
         jobs._children.clear()  # as if this were another app process
@@ -58,30 +60,39 @@ def test_one_training_at_a_time_reattach_stop_and_resume(examples, stored_tiny):
 
         assert "Stopping run" in train_tab.stop()
         wait_for(lambda: jobs.current_job() is None, what="the stop")
-        progress = jobs.read_progress(run_dir)
+        progress = read_progress(run_dir)
         assert progress.status == "stopped" and 0 < progress.step < 5000
         stopped_at = progress.step
 
         resumed, message = train_tab.resume(run_dir)
         assert resumed == run_dir and "Resuming" in message
-        wait_for(lambda: jobs.read_progress(run_dir).step > stopped_at, what="steps after the resume")
+        wait_for(lambda: read_progress(run_dir).step > stopped_at, what="steps after the resume")
     finally:
         job = jobs.stop_training(force=True)
         if job:
             jobs.wait(job, 30)
-    assert jobs.read_progress(run_dir).status == "stopped"
+    assert read_progress(run_dir).status == "stopped"
 
 
 def test_a_failing_training_shows_its_reason(tiny_model_dir):
     bad = paths.uploads_dir() / "bad.csv"
     bad.write_text("prompt,response\n")
-    job = jobs.start_training(str(bad), model=str(tiny_model_dir))
+    job = jobs.start_training(TrainConfig(data=str(bad), model=str(tiny_model_dir)))
     assert jobs.wait(job, 60)
-    progress = jobs.read_progress(job.run_dir)
+    progress = read_progress(job.run_dir)
     assert progress.status == "failed" and "no rows" in progress.message and "Traceback" not in progress.message
 
 
 def test_the_plan_comes_from_the_dry_run(examples, stored_tiny):
-    plan = train_tab.show_plan(str(examples), stored_tiny, "quick-test", 0, 20, 0, 0, 64, "compile=false")
+    plan = train_tab.show_plan(str(examples), stored_tiny, "quick-test",
+                               *settings_form.values(iters=20, max_seq_len=64, compile=False))
     assert "20 steps" in plan and "MB" in plan
     assert not any(paths.runs_dir().iterdir())  # nothing is kept
+
+
+def test_a_failing_plan_reports_the_childs_typed_failure(tiny_model_dir):
+    bad = paths.uploads_dir() / "bad.csv"
+    bad.write_text("prompt,response\n")
+    with pytest.raises(UserError, match="no rows") as err:
+        jobs.dry_run(TrainConfig(data=str(bad), model=str(tiny_model_dir)))
+    assert "Traceback" not in str(err.value) and "error:" not in str(err.value)

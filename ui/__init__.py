@@ -4,6 +4,7 @@
     common.py       plain-sentence errors, caches, small shared helpers
     data_tab.py     upload / paste / pick examples, column mapping, report, preview
     train_tab.py    model and recipe, plan, start / stop / resume, live loss chart
+    settings_form.py  the Train tab's advanced settings, generated from the training schema
     compare_tab.py  side-by-side chat, held-out evaluation, blind A/B votes
     export_tab.py   export formats with download links, push to the Hub
     runs_tab.py     every run with status and best validation loss; open or delete

@@ -58,21 +58,6 @@ def example_set(name: str | None) -> Path:
     return folder / name
 
 
-def settings(items: list[str]) -> list[str]:
-    """`key=value` training settings, refused when a key names files or is not a training setting."""
-    from localsft.train.config import TrainConfig
-
-    known = {f.name for f in fields(TrainConfig)} - PATH_SETTINGS
-    for item in items:
-        key = item.partition("=")[0].strip().replace("-", "_")
-        if key.lower() in PATH_SETTINGS:
-            raise UserError(f"The setting {key!r} names a file or folder, which the app does not take from "
-                            f"settings: choose the examples in the Data tab and the model in the Model list.")
-        if key not in known:
-            raise UserError(f"Unknown setting {_short(key)}. Settings: {', '.join(sorted(known))}.")
-    return items
-
-
 def model_name(name: str | None) -> str | None:
     """A model of the store, by name (None: the default model)."""
     from localsft.models import list_models

@@ -50,14 +50,18 @@ def tokenizer_for(model: str | None):
     return load_tokenizer(model)
 
 
-def finished_run_choices() -> list[str]:
-    """Runs that have an adapter to compare or export."""
+def finished_run_choices() -> list[tuple[str, str]]:
+    """(label, name) of the runs that have an adapter to compare or export; one still training
+    says so, with its step."""
     from localsft.runs.jobs import list_runs
+    from localsft.runs.status import RUNNING, STARTING
 
-    return [r.name for r in list_runs() if (r.path / "adapters").is_dir()]
+    return [(f"{r.name}: still training (step {r.step} of {r.steps})" if r.status in (RUNNING, STARTING)
+             else r.name, r.name) for r in list_runs() if (r.path / "adapters").is_dir()]
 
 
 def run_dropdown(selected: str | None):
     """The runs dropdown of Compare / Export, refreshed, keeping the choice (else the newest run)."""
-    names = finished_run_choices()
-    return gr.update(choices=names, value=selected if selected in names else (names[0] if names else None))
+    choices = finished_run_choices()
+    names = [name for _, name in choices]
+    return gr.update(choices=choices, value=selected if selected in names else (names[0] if names else None))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 
 import gradio as gr
@@ -12,10 +13,15 @@ from localsft_ui.common import plain_errors
 HEADERS = ["run", "model", "status", "steps", "best val loss", "started"]
 
 
+def _skipped(message: str) -> None:
+    print(f"warning: {message}", file=sys.stderr)  # a damaged run folder never stops the app
+
+
 def runs_table() -> list[list]:
-    """One row per run, newest first."""
-    return [[r.name, r.model, r.status, f"{r.step}/{r.steps}",
-             "" if r.best_val_loss is None else round(r.best_val_loss, 4), r.started] for r in jobs.list_runs()]
+    """One row per run, newest first (a damaged run folder is left out, with a warning in the app's log)."""
+    return [[r.name, r.model, r.label, f"{r.step}/{r.steps}",
+             "" if r.best_val_loss is None else round(r.best_val_loss, 4), r.started]
+            for r in jobs.list_runs(warn=_skipped)]
 
 
 def refresh(selected: str | None):

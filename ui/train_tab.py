@@ -15,20 +15,14 @@ import gradio as gr
 import pandas as pd
 
 from localsft import paths
-from localsft.runs import jobs
 from localsft.errors import UserError
-from localsft_ui import browser_input, served_files
+from localsft.runs import jobs
+from localsft.runs.folder import JOB_LOG
+from localsft.runs.status import RUNNING, Progress, read_progress
+from localsft_ui import browser_input, served_files, settings_form
 from localsft_ui.common import plain_errors
 
 POLL_SECONDS = 2.0
-# The advanced fields, in the order `overrides` takes them: (label, decimals, element id).
-ADVANCED = [("Epochs (0: the recipe's)", None, None), ("Steps (0: from the epochs)", 0, "train-iters"),
-            ("Learning rate (0: the recipe's)", None, None), ("LoRA rank (0: the recipe's)", 0, None),
-            ("Max tokens per example (0: the recipe's)", 0, None)]
-STATUS_WORDS = {"waiting": "Starting (loading the model and the data)…", "running": "Training…",
-                "finished": "Finished.", "early_stopped": "Finished early: the validation loss stopped improving.",
-                "stopped": "Stopped. You can resume it later.", "failed": "Failed.",
-                "interrupted": "Interrupted."}
 
 
 # ---- choices ----------------------------------------------------------------------------------
@@ -57,18 +51,16 @@ def recipe_info(name: str | None) -> str:
     return f"**{recipe.name}**: {recipe.description}  \n_Time here: {recipe.time_hint}_"
 
 
-def overrides(epochs, iters, learning_rate, lora_rank, max_seq_len, extra: str) -> list[str]:
-    """The advanced settings as `key=value` items for `--set`; blank or 0 keeps the recipe's value
-    (the browser sends an emptied number field as 0, and none of these can be 0)."""
-    items = [f"{key}={value:g}" for key, value in (("epochs", epochs), ("iters", iters),
-                                                  ("learning_rate", learning_rate), ("lora_rank", lora_rank),
-                                                  ("max_seq_len", max_seq_len)) if value]
-    for line in (extra or "").splitlines():
-        if line.strip():
-            if "=" not in line:
-                raise UserError(f"Each extra setting must look like key=value; {line.strip()!r} does not.")
-            items.append(line.strip())
-    return items
+def build_config(data_file: str | None, model: str | None, recipe: str | None, *settings):
+    """The run's TrainConfig, built and checked here: the recipe's settings, the chosen examples and
+    model, then the advanced settings filled in (UserError naming a bad one)."""
+    from localsft.train.config import TrainConfig
+    from localsft.train.recipes import load_recipe
+
+    recipe = browser_input.recipe_name(recipe)  # names only, never files, from the browser
+    base = load_recipe(recipe).train_config() if recipe else TrainConfig()
+    return base.replace(data=training_data(data_file, recipe), model=browser_input.model_name(model),
+                        **settings_form.changes(settings))
 
 
 # ---- handlers ---------------------------------------------------------------------------------
@@ -107,24 +99,16 @@ def training_data(data_file: str | None, recipe: str | None) -> str:
     raise UserError("Choose the examples to train on first (Data tab), or pick a task recipe that has its own.")
 
 
-def job_settings(data_file, model, recipe, *advanced) -> dict:
-    """The training job's arguments from the browser's values, each checked (browser_input)."""
-    items = browser_input.settings(overrides(*advanced))
-    return dict(data=training_data(data_file, recipe), recipe=browser_input.recipe_name(recipe),
-                model=browser_input.model_name(model), overrides=items)
-
-
 @plain_errors
-def show_plan(data_file, model, recipe, *advanced, progress=gr.Progress()):
-    job = job_settings(data_file, model, recipe, *advanced)
+def show_plan(data_file, model, recipe, *settings, progress=gr.Progress()):
+    config = build_config(data_file, model, recipe, *settings)
     progress(0.2, desc="Loading the model and measuring this machine's speed…")
-    return "```\n" + jobs.dry_run(job.pop("data"), **job) + "\n```"
+    return "```\n" + jobs.dry_run(config) + "\n```"
 
 
 @plain_errors
-def start(data_file, model, recipe, *advanced):
-    job = job_settings(data_file, model, recipe, *advanced)
-    job = jobs.start_training(job.pop("data"), **job)
+def start(data_file, model, recipe, *settings):
+    job = jobs.start_training(build_config(data_file, model, recipe, *settings))
     return str(job.run_dir), f"Started run **{job.name}**."
 
 
@@ -138,7 +122,9 @@ def stop():
 
 @plain_errors
 def resume(run_dir: str | None):
-    job = jobs.start_training(run_dir=browser_input.run_folder(run_dir), resume=True)
+    if not run_dir:
+        raise UserError("There is no run to resume yet: start one, or open one from the Runs tab.")
+    job = jobs.resume_training(browser_input.run_folder(run_dir))
     return str(job.run_dir), f"Resuming run **{job.name}**."
 
 
@@ -150,10 +136,10 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
 
 
-def progress_html(p: jobs.Progress) -> str:
-    words = STATUS_WORDS.get(p.status, p.status)
+def progress_html(p: Progress) -> str:
+    words = p.sentence
     detail = f"Step {p.step} of {p.steps}" if p.steps else ""
-    if p.status == "running":
+    if p.status == RUNNING:
         detail += f" · about {_duration(p.eta_s)} left"
         if p.tokens_per_s:
             detail += f" · {p.tokens_per_s:.0f} tokens/s"
@@ -166,14 +152,14 @@ def progress_html(p: jobs.Progress) -> str:
             f"<div>{detail}</div>{message}</div>")
 
 
-def loss_frame(p: jobs.Progress) -> pd.DataFrame | None:
+def loss_frame(p: Progress) -> pd.DataFrame | None:
     """Training and validation loss by step; None before the first point (Gradio 6.31's line
     plot draws no lines after it was once given an empty table)."""
     rows = [(s, v, "training") for s, v in p.losses] + [(s, v, "validation") for s, v in p.val_losses]
     return pd.DataFrame(rows, columns=["step", "loss", "series"]) if rows else None
 
 
-def samples_markdown(p: jobs.Progress) -> str:
+def samples_markdown(p: Progress) -> str:
     if not p.samples:
         return ""
     parts = [f"**Sample answers (step {p.step})**"]
@@ -189,14 +175,14 @@ def poll(run_dir: str | None):
         run_dir = str(job.run_dir)
     if not run_dir or not Path(run_dir).is_dir():
         return None, "", None, ""
-    p = jobs.read_progress(run_dir, running=job is not None)
+    p = read_progress(run_dir)
     return run_dir, progress_html(p), loss_frame(p), samples_markdown(p)
 
 
 def attach(run_dir: str | None):
     """A page opens (or reloads): follow the running job, else show the latest run."""
     if run_dir is None and jobs.current_job() is None:
-        runs = [p for p in paths.runs_dir().iterdir() if (p / jobs.LOG_FILE).exists()]
+        runs = [p for p in paths.runs_dir().iterdir() if (p / JOB_LOG).exists()]
         run_dir = str(max(runs, key=lambda p: p.stat().st_mtime)) if runs else None
     return poll(run_dir)
 
@@ -219,12 +205,8 @@ def build(data_file: gr.State) -> SimpleNamespace:
                 recipe = gr.Dropdown(label="Recipe", choices=choices, value=choices[0][1] if choices else None,
                                      elem_id="train-recipe")
                 recipe_note = gr.Markdown(recipe_info(choices[0][1] if choices else None))
-        with gr.Accordion("Advanced settings", open=False):
-            with gr.Row():
-                advanced = [gr.Number(label=label, value=None, precision=digits, elem_id=elem_id)
-                            for label, digits, elem_id in ADVANCED]
-            advanced.append(gr.Textbox(label="More settings, one key=value per line", lines=3,
-                                       elem_id="train-extra"))
+        with gr.Accordion("Advanced settings (blank: the recipe's value)", open=False):
+            advanced = settings_form.build()
         with gr.Row():
             plan_btn = gr.Button("Show the plan")
             start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")

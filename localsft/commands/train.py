@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,8 +20,10 @@ from localsft.train.config import TrainConfig, help_lines
 
 
 def build_config(args) -> TrainConfig:
-    """Defaults, then the recipe, then --data/--model, then each --set (later wins)."""
-    config = TrainConfig()
+    """Defaults (or a --config file), then the recipe, then --data/--model, then each --set (later wins)."""
+    if args.config and args.recipe:
+        raise UserError("Give either --config or --recipe, not both (a config file already holds every setting).")
+    config = TrainConfig.load(args.config) if args.config else TrainConfig()
     if args.recipe:
         from localsft.train.recipes import load_recipe
 
@@ -54,7 +57,7 @@ class _Progress:
                        f"{' (best)' if event.improved else ''}")
         elif kind == "early_stopped":
             self._line(f"early stop: no improvement since step {event.best_step}")
-        elif kind in ("failed", "stopped"):
+        elif kind in ("failed", "stopped", "diverged"):
             self._line(f"{kind}: {getattr(event, 'reason', '') or f'checkpoint at step {event.step}'}")
 
     def _step(self, event) -> None:
@@ -73,53 +76,90 @@ class _Progress:
 
 
 class _StopSignals:
-    """SIGINT and SIGTERM set a flag that the loop polls after every step."""
+    """SIGINT and SIGTERM set a flag that the loop polls after every step; the second one means now.
 
-    def __init__(self) -> None:
+    A Python signal handler runs only in the main thread between bytecodes: while MLX
+    computes (a validation pass on a real model can take a minute) it waits, and two
+    Ctrl-C in that time count as one (measured: 58.7 s from the second Ctrl-C to the end).
+    So with `hard`, signals are counted by a thread woken through `signal.set_wakeup_fd`
+    (MLX releases the GIL while it computes): the first asks for a clean stop, the second
+    ends the process at once. The last checkpoint stays valid (each is written under a
+    temporary name, then renamed) and the OS releases the run's locks.
+    Without `hard` (a Python loop that waits), the second signal raises KeyboardInterrupt.
+    """
+
+    def __init__(self, hard: bool = False) -> None:
         self.requested = False
+        self.hard = hard
         self._old = {}
+        self._pipe: tuple[int, int] | None = None
+        self._old_wakeup = -1
 
     def __enter__(self):
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old[sig] = signal.signal(sig, self._handle)
+        if self.hard:
+            read, write = self._pipe = os.pipe()
+            os.set_blocking(write, False)
+            self._old_wakeup = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+            threading.Thread(target=self._count, args=(read,), daemon=True, name="stop-signals").start()
         return self
 
+    def _count(self, read: int) -> None:
+        """Runs in its own thread: one byte arrives per signal, as soon as it is delivered."""
+        try:
+            while data := os.read(read, 16):  # b"": the write end is closed, training is over
+                for signum in data:
+                    if self.requested:
+                        print("\nstopped at once; resume from the last checkpoint with --resume.", file=sys.stderr)
+                        os._exit(128 + signum)
+                    self._request()
+        finally:
+            os.close(read)
+
     def _handle(self, signum, frame) -> None:
-        if self.requested:  # a second Ctrl-C means now
+        if self.hard:
+            return  # counted by the thread above
+        if self.requested:
             raise KeyboardInterrupt
+        self._request()
+
+    def _request(self) -> None:
         self.requested = True
-        print("\nstopping after this step (saving a checkpoint)...", file=sys.stderr)
+        print("\nstopping after this step (saving a checkpoint); press Ctrl-C again to stop at once "
+              "(resume from the last checkpoint)...", file=sys.stderr)
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._old.items():
             signal.signal(sig, handler)
+        if self._pipe is not None:
+            signal.set_wakeup_fd(self._old_wakeup)
+            os.close(self._pipe[1])  # the counting thread reads the end of the pipe and closes its side
+            self._pipe = None
 
     def __call__(self) -> bool:
         return self.requested
 
 
 def run(args) -> int:
+    if args.dry_run:
+        return _dry_run(args)
     from localsft.train import distributed
 
     if args.resume:
         config, out = None, args.resume
     else:
         config, out = build_config(args), args.out
-    if args.dry_run:
-        from localsft.train.loop import plan_only
-
-        plan_only(config or TrainConfig.load(f"{out}/config.yaml"), on_event=_Progress())
-        return 0
     if args.hosts:
         return _run_on_hosts(args, config)
     group = distributed.init()  # more than one process when started by mlx.launch
-    with _StopSignals() as stop:
+    with _StopSignals(hard=True) as stop:
         progress = _Progress() if group.is_main else None
         result = distributed.train_in_group(group, config, run_dir=out, on_event=progress, stop=stop,
                                             resume=bool(args.resume))
     if not group.is_main:
         return 0  # rank 0 reports the run
-    if result.status == "failed":
+    if result.status in ("failed", "diverged"):
         raise UserError(result.reason)
     from localsft.runs.folder import RunFolder
 
@@ -129,11 +169,30 @@ def run(args) -> int:
     return 0
 
 
+def _dry_run(args) -> int:
+    """The plan only; with --events FILE its outcome (started or failed) is also logged there."""
+    from localsft.train import events as ev
+    from localsft.train.loop import plan_only
+
+    log = ev.EventLog(Path(args.events) if args.events else None, _Progress())
+    try:
+        config = TrainConfig.load(Path(args.resume) / "config.yaml") if args.resume else build_config(args)
+        plan_only(config, on_event=log.emit)
+    except UserError as err:
+        log.on_event = None
+        log.emit(ev.Failed(str(err)))
+        raise
+    finally:
+        log.close()
+    return 0
+
+
 def _run_on_hosts(args, config: TrainConfig | None) -> int:
     """Start this command on every host under mlx.launch; Ctrl-C here asks rank 0 for a clean stop."""
     from localsft.runs.folder import RunFolder
     from localsft.train import distributed
-    from localsft.train.loop import STOP_FILE, new_run_dir
+    from localsft.runs.folder import STOP_FILE
+    from localsft.train.loop import new_run_dir
 
     out = Path(args.resume or args.out or new_run_dir(config)).expanduser().resolve()
     forwarded = ["--resume", str(out)] if args.resume else [
@@ -157,10 +216,11 @@ def _run_on_hosts(args, config: TrainConfig | None) -> int:
         raise
     finally:
         (out / STOP_FILE).unlink(missing_ok=True)  # a request rank 0 never saw must not stop a later resume
-    events = RunFolder(out).events()  # [] when rank 0 wrote nothing here
-    if not events:  # rank 0 ran elsewhere (or never started): mlx.launch's status is all there is
+    if not RunFolder(out).events():  # rank 0 ran elsewhere (or never started): mlx.launch's status is all there is
         return child.returncode
-    return 0 if events[-1]["type"] in ("finished", "early_stopped", "stopped") else 1
+    from localsft.runs.status import FINISHED, STOPPED, read_progress
+
+    return 0 if read_progress(out).status in (FINISHED, STOPPED) else 1
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -168,10 +228,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.add_argument("--data", help="a data file (CSV, JSONL, XLSX, ...) or a folder with train.jsonl")
     parser.add_argument("--recipe", help="a recipe name (see `localsft recipes`) or a recipe YAML file")
+    parser.add_argument("--config", metavar="FILE",
+                        help="a config.yaml with every setting (as in a run folder; --data/--model/--set still apply)")
     parser.add_argument("--model", help="model name or folder (default: the embedded default model)")
     parser.add_argument("--out", help="run folder to create (default: a new folder under the runs store)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="show the plan (time, memory) without training")
+    parser.add_argument("--events", metavar="FILE", help="with --dry-run: also log the plan or the failure as events")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or interrupted run exactly")
     parser.add_argument("--hosts", metavar="HOSTFILE",
                         help="train data-parallel on the machines of an mlx.launch host file (ring backend); "

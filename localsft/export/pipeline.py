@@ -22,6 +22,7 @@ from localsft.export.check import CheckResult, compare, make_probes, probe_logit
 from localsft.export.merge import Tuned, fuse, load_tuned
 from localsft.manifest import MANIFEST, Manifest, move_in, writable_folder
 from localsft.runs.folder import RunFolder
+from localsft.runs.lock import writes_run
 
 FORMATS = ("adapter", "peft", "mlx", "hf", "gguf")  # adapter formats first: they need the unfused model
 FUSED_FORMATS = ("mlx", "hf", "gguf")
@@ -147,6 +148,7 @@ def _legacy_files(out: Path) -> tuple[str, ...]:
                  and _EXPORT_NAME.fullmatch(p.name) and p.stat().st_mtime_ns <= written)
 
 
+@writes_run("exporting")  # no training, resume or delete of the run meanwhile
 def export_run(run_dir: str | Path, fmt: str = "all", out: str | Path | None = None, quantize: int | None = None,
                dtype: str | None = None, force: bool = False,
                on_progress: Callable[[str], None] | None = None) -> list[ExportResult]:

@@ -9,6 +9,9 @@
     RUN/eval.json, eval.md   held-out evaluation (localsft eval)
     RUN/votes.jsonl          blind A/B preferences
     RUN/exports/<format>/    exported models
+    RUN/.lock                held while a process writes the run (localsft.runs.lock)
+    RUN/train.log            the output of a training started from the studio
+    RUN/STOP                 present: the trainer stops after its current step (with a checkpoint)
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ from pathlib import Path
 import yaml
 
 from localsft.errors import UserError
+
+STOP_FILE = "STOP"  # RUN/STOP asks the trainer for a clean stop after its current step
+JOB_LOG = "train.log"  # the output of a training the studio started (localsft.runs.jobs)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -109,13 +115,23 @@ class RunFolder:
         raise UserError(f"Run {self.name} has no trained adapter yet (nothing in {self.path / 'adapters'}).")
 
     def events(self) -> list[dict]:
-        """All events logged so far (a torn last line from a crash is skipped)."""
-        if not self.events_path.exists():
-            return []
-        out = []
-        for line in self.events_path.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-        return out
+        """All events logged so far (see read_events)."""
+        return read_events(self.events_path)
+
+
+def read_events(path: Path) -> list[dict]:
+    """The events of an event log (a torn last line from a crash, or any line that is not an
+    event object, is skipped); [] when there is no such file."""
+    try:
+        text = Path(path).read_text(errors="replace")
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            out.append(event)
+    return out

@@ -1,37 +1,40 @@
 """Training jobs for the app: one training per machine, in a child process, followed by its event log.
 
-The child runs the same command a user would type (`python -m localsft train ... --out RUN`),
-so the app and the CLI share one code path and a crash or out-of-memory in training never
-takes the app down. `<home>/training.json` names the running job (pid, run folder); any
-page, tab or app process finds it there, which is how a reload re-attaches.
+The child runs the same command a user would type (`python -m localsft train --config
+RUN/config.yaml --out RUN`), so the app and the CLI share one code path and a crash or
+out-of-memory in training never takes the app down. The config is built and checked in
+the app's process and handed over as that file. Which training runs, and which run folder
+it writes, comes from the trainer's own locks (localsft.runs.lock): a training started
+from the CLI is the running job for the app too, and a killed one is gone at once.
 
-    job = start_training("examples.csv", recipe="quick-test", overrides=["iters=20"])
-    progress = read_progress(job.run_dir)   # steps, losses, ETA, samples, status
+    job = start_training(config)            # config: a checked TrainConfig
+    progress = read_progress(job.run_dir)   # localsft.runs.status: steps, losses, ETA, status
     stop_training()                         # a clean stop at the next step (RUN/STOP)
 """
 
 from __future__ import annotations
 
-import json
+import fcntl
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from localsft import paths
 from localsft.errors import UserError
-from localsft.runs.folder import RunFolder, atomic_write_text
+from localsft.runs.folder import JOB_LOG as LOG_FILE, STOP_FILE, RunFolder, read_events
+from localsft.runs.lock import busy_message, lock_run, run_holder, training_holder
 
-JOB_FILE = "training.json"
-STOP_FILE = "STOP"  # polled by the trainer after every step (localsft.train.loop)
-LOG_FILE = "train.log"  # the child's stdout and stderr
-DONE = ("finished", "early_stopped", "stopped", "failed")
+START_LOCK = "starting.lock"  # one Start at a time, until its child holds the training lock
+START_TIMEOUT_S = 60.0
 
 # The processes this app process started, by pid, so that finished children are reaped
-# (a child that has exited stays a zombie, and looks alive, until its parent waits for it).
+# (a child that has exited stays a zombie until its parent waits for it).
 # Deliberately global: one training per machine.
 _children: dict[int, subprocess.Popen] = {}
 
@@ -43,111 +46,37 @@ class Job:
     pid: int
     run_dir: Path
     started: float
-    command: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         return self.run_dir.name
 
 
-def _job_path() -> Path:
-    return paths.home() / JOB_FILE
-
-
-def _alive(pid: int) -> bool:
-    child = _children.get(pid)
-    if child is not None:
-        return child.poll() is None
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0]:  # our own child that has ended: reap the zombie
-            return False
-    except ChildProcessError:
-        pass  # not our child: its parent reaps it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
-def _read_job() -> Job | None:
-    try:
-        data = json.loads(_job_path().read_text())
-        return Job(int(data["pid"]), Path(data["run_dir"]), float(data["started"]), list(data.get("command", [])))
-    except (FileNotFoundError, ValueError, KeyError, TypeError):
-        return None
+def _reap() -> None:
+    for pid, child in list(_children.items()):
+        if child.poll() is not None:
+            del _children[pid]
 
 
 def current_job() -> Job | None:
-    """The training running on this machine (started by any app or tab), or None.
-
-    A job file left behind by a process that has ended is removed.
-    """
-    path = _job_path()
-    job = _read_job()
-    if job is None:
-        try:
-            if time.time() - path.stat().st_mtime > 5:
-                path.unlink(missing_ok=True)  # unreadable and old: a torn write from a crash
-        except FileNotFoundError:
-            pass
-        return None  # (a young unreadable file is a Start being written right now)
-    if _alive(job.pid):
-        return job
-    path.unlink(missing_ok=True)
-    _children.pop(job.pid, None)
-    return None
+    """The training running on this machine (started by the CLI, any app or tab), or None."""
+    _reap()
+    found = training_holder()
+    return Job(found.pid, found.run_dir, found.since) if found else None
 
 
 def is_running(run_dir: str | Path) -> bool:
-    """Whether the training of this run folder is running now."""
-    job = current_job()
-    return job is not None and job.run_dir.resolve() == Path(run_dir).resolve()
+    """Whether a training process writes this run folder now."""
+    found = run_holder(run_dir)
+    return found is not None and found.what == "training"
 
 
-def _write_job(path: Path, job: Job) -> None:
-    atomic_write_text(path, json.dumps({"pid": job.pid, "run_dir": str(job.run_dir), "started": job.started,
-                                        "command": job.command}))
-
-
-def _claim(job_path: Path, run_dir: Path) -> None:
-    """Create the job file exclusively, so that two Starts at the same moment cannot both win.
-
-    Until the child runs, the file names this process: if it dies first, the claim lapses.
-    """
-    for _ in range(2):
-        try:
-            fd = os.open(job_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            running = current_job()
-            if running is not None:
-                raise UserError(f"A training is already running (run {running.name}). Stop it or wait "
-                                f"for it to finish before starting another; only one runs at a time.") from None
-            continue
-        os.close(fd)
-        _write_job(job_path, Job(os.getpid(), run_dir, time.time()))
-        return
-    raise UserError("Another training is starting right now; try again in a moment.")
-
-
-def train_command(data: str | Path | None = None, *, run_dir: Path | None, recipe: str | None = None,
-                  model: str | None = None, overrides: list[str] | tuple = (), resume: bool = False) -> list[str]:
+def train_command(run_dir: Path, *, config_file: Path | None = None, resume: bool = False) -> list[str]:
     """The `localsft train` command line for this job (exactly what a user could type)."""
     cmd = [sys.executable, "-m", "localsft", "train"]
     if resume:
         return cmd + ["--resume", str(run_dir)]
-    if data is None:
-        raise UserError("Choose the examples to train on first (Data tab).")
-    cmd += ["--data", str(data)] + (["--out", str(run_dir)] if run_dir else [])
-    if recipe:
-        cmd += ["--recipe", recipe]
-    if model:
-        cmd += ["--model", model]
-    for item in overrides:
-        cmd += ["--set", item]
-    return cmd
+    return cmd + ["--config", str(config_file), "--out", str(run_dir)]
 
 
 def new_run_dir(model: str | None = None) -> Path:
@@ -158,32 +87,90 @@ def new_run_dir(model: str | None = None) -> Path:
     return trainer_run_dir(TrainConfig(model=model))
 
 
-def start_training(data: str | Path | None = None, *, recipe: str | None = None, model: str | None = None,
-                   overrides: list[str] | tuple = (), run_dir: str | Path | None = None,
-                   resume: bool = False) -> Job:
-    """Start `localsft train` in a child process; UserError when a training is already running.
+@contextmanager
+def _one_start():
+    """Starts wait for each other here, so two clicks cannot both pass the 'nothing runs' check."""
+    with open(paths.home() / START_LOCK, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
 
-    resume: continue the run in `run_dir` from its latest checkpoint.
+
+def _refuse_if_busy(run_dir: Path | None) -> None:
+    running = current_job()
+    if running is not None:
+        raise UserError(f"A training is already running (run {running.name}). Stop it or wait for it to "
+                        f"finish before starting another; only one runs at a time.")
+    if run_dir is not None and (found := run_holder(run_dir)) is not None:
+        raise UserError(busy_message(run_dir.name, found))
+
+
+def start_training(config, run_dir: str | Path | None = None) -> Job:
+    """Start `localsft train` on a checked `TrainConfig` in a child process, in a new run folder.
+
+    UserError when a training is already running, or when the child refuses to start.
     """
-    if resume:
-        run_dir = RunFolder.open(run_dir).path
-    run_dir = Path(run_dir).expanduser() if run_dir else new_run_dir(model)
-    job_path = _job_path()
-    _claim(job_path, run_dir)
-    try:
-        cmd = train_command(data, run_dir=run_dir, recipe=recipe, model=model, overrides=overrides, resume=resume)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / STOP_FILE).unlink(missing_ok=True)
-        with open(run_dir / LOG_FILE, "ab") as log:
-            child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
-    except BaseException:
-        job_path.unlink(missing_ok=True)
-        raise
+    with _one_start():
+        _refuse_if_busy(None)
+        run_dir = Path(run_dir).expanduser() if run_dir else new_run_dir(config.model)
+        try:
+            run_dir.mkdir(parents=True)
+        except FileExistsError:
+            raise UserError(f"{run_dir} already exists; a new run needs a new folder.") from None
+        run = RunFolder(run_dir)
+        config.save(run.config_path)
+        return _spawn(train_command(run_dir, config_file=run.config_path), run_dir, fresh=True)
+
+
+def resume_training(run_dir: str | Path) -> Job:
+    """Continue the run in `run_dir` from its latest checkpoint, in a child process."""
+    run = RunFolder.open(run_dir)
+    with _one_start():
+        _refuse_if_busy(run.path)
+        return _spawn(train_command(run.path, resume=True), run.path, fresh=False)
+
+
+def _spawn(cmd: list[str], run_dir: Path, fresh: bool) -> Job:
+    """Start the child and wait until it holds this machine's training lock (or has ended).
+
+    A child that ended having logged events ran (its outcome is in its log); one that logged
+    nothing, or only a failed resume, was refused: its reason is raised as a UserError.
+    """
+    run = RunFolder(run_dir)
+    logged = len(run.events())
+    (run_dir / STOP_FILE).unlink(missing_ok=True)
+    with open(run_dir / LOG_FILE, "ab") as log:
+        child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
     _children[child.pid] = child
-    job = Job(child.pid, run_dir, time.time(), cmd)
-    _write_job(job_path, job)
-    return job
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        found = training_holder()
+        if found is not None and found.pid == child.pid:
+            return Job(child.pid, run_dir, found.since)
+        if child.poll() is not None:
+            new = run.events()[logged:]
+            if any(e.get("type") != "resume_failed" for e in new):
+                return Job(child.pid, run_dir, time.time())
+            raise UserError(_why_it_ended(run_dir, new, child.returncode, fresh))
+        time.sleep(0.05)
+    return Job(child.pid, run_dir, time.time())  # slow to start, but alive: it is the job
+
+
+def _why_it_ended(run_dir: Path, events: list[dict], returncode: int, fresh: bool) -> str:
+    """The reason a child that never began gave (a typed event), or a plain fallback."""
+    reasons = [str(e["reason"]) for e in events if e.get("reason")]
+    running = current_job()  # e.g. a training started from the CLI took the machine meanwhile
+    if reasons:
+        reason = reasons[-1]
+    elif running is not None:
+        reason = f"A training is already running (run {running.name}); only one runs at a time."
+    else:  # keep the folder: its train.log is the only trace
+        return f"The training process ended before it started (exit code {returncode}); see {run_dir / LOG_FILE}."
+    if fresh:  # it never began: the folder holds only what this app wrote
+        import shutil
+
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return reason
 
 
 def stop_training(force: bool = False) -> Job | None:
@@ -196,111 +183,30 @@ def stop_training(force: bool = False) -> Job | None:
     if job is None:
         return None
     (job.run_dir / STOP_FILE).write_text("stop requested from the app\n")
-    if force and job.command:  # (no command: a Start is still spawning; never signal its app)
+    if force and job.pid:
         try:
-            os.killpg(job.pid, signal.SIGTERM)
+            os.kill(job.pid, signal.SIGTERM)
         except (ProcessLookupError, PermissionError):
             pass
     return job
 
 
 def wait(job: Job, timeout: float) -> bool:
-    """Wait up to `timeout` seconds for the job's process to end; True when it has."""
+    """Wait up to `timeout` seconds for the job's training to end; True when it has."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(job.pid):
-            current_job()  # clears the job file
+        running = current_job()
+        if running is None or running.pid != job.pid:
             return True
         time.sleep(0.2)
     return False
 
 
-@dataclass
-class Progress:
-    """What the app shows about a run, rebuilt from its event log alone."""
-
-    run_dir: Path
-    status: str = "waiting"  # waiting, running, finished, early_stopped, stopped, failed, interrupted
-    step: int = 0
-    steps: int = 0
-    eta_s: float | None = None
-    tokens_per_s: float | None = None
-    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss)
-    val_losses: list[tuple[int, float]] = field(default_factory=list)  # (step, validation loss)
-    best_val_loss: float | None = None
-    samples: list[dict] = field(default_factory=list)  # latest [{"prompt", "answer", "reference"}]
-    plan: dict = field(default_factory=dict)  # the "started" event
-    message: str = ""  # why it failed, or how it ended
-
-    @property
-    def done(self) -> bool:
-        return self.status in DONE or self.status == "interrupted"
-
-    @property
-    def fraction(self) -> float:
-        return min(1.0, self.step / self.steps) if self.steps else 0.0
-
-
-def _apply(progress: Progress, event: dict) -> None:
-    kind = event.get("type")
-    if kind == "started":
-        progress.plan, progress.steps, progress.status = event, event.get("steps", 0), "running"
-        progress.eta_s = event.get("est_seconds")
-    elif kind == "step":
-        progress.step, progress.steps = event["step"], event.get("steps", progress.steps)
-        progress.eta_s, progress.tokens_per_s = event.get("eta_s"), event.get("tokens_per_s")
-        progress.losses.append((event["step"], event["loss"]))
-    elif kind == "eval":
-        progress.val_losses.append((event["step"], event["val_loss"]))
-        progress.best_val_loss = event.get("best_val_loss")
-    elif kind == "sample":
-        progress.samples = event.get("samples", [])
-    elif kind in DONE:
-        progress.status, progress.eta_s = kind, 0.0
-        progress.step = event.get("step", progress.step)
-        if event.get("best_val_loss") is not None:
-            progress.best_val_loss = event["best_val_loss"]
-        progress.message = event.get("reason", "")
-
-
-def cli_error(output: str) -> str:
-    """The plain sentence the CLI printed as `error: ...` (the last one), or ""."""
-    return next((line[len("error: "):] for line in reversed(output.splitlines()) if line.startswith("error: ")), "")
-
-
-def _log_error(run_dir: Path) -> str:
-    """The CLI's error line in RUN/train.log, if the child died before logging an event."""
-    try:
-        return cli_error((run_dir / LOG_FILE).read_text(errors="replace"))
-    except FileNotFoundError:
-        return ""
-
-
-def read_progress(run_dir: str | Path, running: bool | None = None) -> Progress:
-    """The run's progress from RUN/events.jsonl. running: whether its process is alive
-    (None: ask the job file); a run that is not running and never logged an end is "interrupted"."""
-    run_dir = Path(run_dir)
-    progress = Progress(run_dir)
-    for event in RunFolder(run_dir).events():
-        _apply(progress, event)
-    if running is None:
-        running = is_running(run_dir)
-    if not running and not progress.done:
-        reason = _log_error(run_dir)
-        progress.status = "failed" if reason else "interrupted"
-        progress.message = reason or "The training process ended without finishing (it was killed or crashed)."
-    return progress
-
-
-def list_runs() -> list:
-    """Every run in the store, newest first (localsft.runs.status), with the running one told
-    apart from one whose process ended without a final event ("interrupted")."""
-    from dataclasses import replace
-
+def list_runs(warn=None) -> list:
+    """Every run in the store, newest first (see localsft.runs.status.list_runs)."""
     from localsft.runs.status import list_runs as summaries
 
-    return [replace(r, status="interrupted") if r.status == "running" and not is_running(r.path) else r
-            for r in summaries()]
+    return summaries(warn=warn)
 
 
 def find_run(name: str) -> RunFolder:
@@ -312,22 +218,27 @@ def find_run(name: str) -> RunFolder:
 
 
 def delete_run(name: str) -> Path:
-    """Delete a run folder (refused while it is training); returns the deleted path."""
+    """Delete a run folder; refused while any process writes it (training, export). Returns its path."""
     import shutil
 
     run = find_run(name)
-    if is_running(run.path):
-        raise UserError(f"Run {name} is training right now; stop it before deleting it.")
-    shutil.rmtree(run.path)
+    with lock_run(run.path, "deleting"):
+        shutil.rmtree(run.path)
     return run.path
 
 
-def dry_run(data: str | Path | None, *, recipe: str | None = None, model: str | None = None,
-            overrides: list[str] | tuple = (), timeout: float = 600) -> str:
-    """The plan `localsft train --dry-run` prints (steps, time, memory), from the same command."""
-    cmd = train_command(data, run_dir=None, recipe=recipe, model=model, overrides=overrides)
-    done = subprocess.run(cmd + ["--dry-run"], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+def dry_run(config, timeout: float = 600) -> str:
+    """The plan `localsft train --dry-run` prints (steps, time, memory) for a checked TrainConfig."""
+    with tempfile.TemporaryDirectory(dir=paths.home()) as tmp:
+        config_file, events_file = Path(tmp) / "config.yaml", Path(tmp) / "events.jsonl"
+        config.save(config_file)
+        cmd = [sys.executable, "-m", "localsft", "train", "--config", str(config_file), "--dry-run",
+               "--events", str(events_file)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        failed = [e for e in read_events(events_file) if e.get("type") == "failed"]
     if done.returncode == 0:
         return (done.stdout + done.stderr).strip()  # the plan is printed on stderr, like progress
-    raise UserError(cli_error(done.stderr) or f"The plan could not be made (exit code {done.returncode}).")
+    if failed:
+        raise UserError(failed[-1].get("reason") or "The plan could not be made.")
+    raise UserError(f"The plan could not be made (exit code {done.returncode}).")

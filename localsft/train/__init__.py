@@ -7,7 +7,8 @@
     plan.py        memory estimate, refusal, calibration
     checkpoint.py  atomic checkpoints (weights, optimizer, position) and mlx-lm adapters
     events.py      typed events and the run's JSONL event log
-    loop.py        train(): the loop, stop, resume, early stopping, NaN guard
+    loop.py        train(): the loop, stop, resume, early stopping, NaN guard, divergence
+    claim.py       a new run only in a new or empty folder; the run and machine locks
     distributed.py data-parallel training over mx.distributed (mlx.launch, `train --hosts`)
 """
 

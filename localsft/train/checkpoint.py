@@ -36,27 +36,51 @@ class TrainState:
     best_val_loss: float | None = None
     best_step: int = 0
     evals_since_best: int = 0
+    base_val_loss: float | None = None  # before any training: what divergence is measured against
     elapsed_s: float = 0.0
+
+
+def _create(path: Path):
+    """Open a new file for writing (tests put a full disk here)."""
+    return open(path, "wb")
+
+
+def _write_safetensors(path: Path, arrays: dict, metadata: dict | None = None) -> None:
+    """Write through a Python file so that a full disk raises OSError(ENOSPC): MLX's own path
+    writer reports it only as a RuntimeError, and not at all for some short writes."""
+    with _create(path) as fh:
+        mx.save_safetensors(fh, arrays, metadata=metadata or {})
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _save_safetensors(path: Path, arrays: dict, metadata: dict | None = None) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.safetensors")
-    mx.save_safetensors(str(tmp), arrays, metadata=metadata or {})
-    os.replace(tmp, path)
+    try:
+        _write_safetensors(tmp, arrays, metadata)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def save_checkpoint(run: RunFolder, model: nn.Module, optimizer, state: TrainState) -> Path:
-    """Write `checkpoints/step-N` atomically and prune all but the newest few."""
+    """Write `checkpoints/step-N` atomically and prune all but the newest few.
+
+    On any failure (a full disk) the half-written folder is removed; older checkpoints stay.
+    """
     final = run.checkpoints_dir / f"step-{state.step}"
     tmp = run.checkpoints_dir / f".tmp-step-{state.step}"
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    arrays = {f"param.{k}": v for k, v in tree_flatten(model.trainable_parameters())}
-    arrays.update({f"opt.{k}": v for k, v in tree_flatten(optimizer.state)})
-    mx.save_safetensors(str(tmp / "state.safetensors"), arrays)
-    (tmp / "state.json").write_text(json.dumps(asdict(state), indent=2))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    try:
+        tmp.mkdir(parents=True)
+        arrays = {f"param.{k}": v for k, v in tree_flatten(model.trainable_parameters())}
+        arrays.update({f"opt.{k}": v for k, v in tree_flatten(optimizer.state)})
+        _write_safetensors(tmp / "state.safetensors", arrays)
+        atomic_write_text(tmp / "state.json", json.dumps(asdict(state), indent=2))
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     for old in list_checkpoints(run)[:-KEEP_CHECKPOINTS]:
         shutil.rmtree(old, ignore_errors=True)
     return final

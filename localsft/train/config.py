@@ -6,6 +6,7 @@ the UI, saved as the run's config.yaml, and read back on resume.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -16,15 +17,21 @@ from localsft.errors import UserError
 METHODS = ("lora", "dora", "full")
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "float32", "float16", "bfloat16", "quantized")
+LIMIT = 1e9  # no count (steps, epochs, sizes) is sensibly larger; bigger ones overflow deep inside training
 
 
 @dataclass
 class TrainConfig:
     """Everything that decides what a training run does. Field metadata carries the help text."""
 
-    model: str | None = field(default=None, metadata={"help": "model name or folder (None: the default model)"})
-    data: str | None = field(default=None, metadata={"help": "a data file, or a folder with train.jsonl/valid.jsonl"})
-    method: str = field(default="lora", metadata={"help": "lora, dora, or full (all weights; small models only)"})
+    # "path": names a file or folder (never offered as a typed setting in the studio);
+    # "choices": the allowed values.
+    model: str | None = field(default=None, metadata={
+        "help": "model name or folder (None: the default model)", "path": True})
+    data: str | None = field(default=None, metadata={
+        "help": "a data file, or a folder with train.jsonl/valid.jsonl", "path": True})
+    method: str = field(default="lora", metadata={
+        "help": "lora, dora, or full (all weights; small models only)", "choices": METHODS})
     lora_rank: int = field(default=8, metadata={"help": "LoRA rank r"})
     lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha; the update is scaled by alpha / rank"})
     lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input"})
@@ -41,12 +48,14 @@ class TrainConfig:
     pack_width: int = field(default=256, metadata={"help": "row width that short examples are packed into"})
     grad_accumulation: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
     learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate"})
-    lr_schedule: str = field(default="cosine", metadata={"help": "cosine, linear or constant after warmup"})
+    lr_schedule: str = field(default="cosine", metadata={
+        "help": "cosine, linear or constant after warmup", "choices": SCHEDULES})
     warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of the steps spent warming up"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_seq_len: int = field(default=1024, metadata={"help": "longer examples are truncated to this many tokens"})
     mask_prompt: bool = field(default=True, metadata={"help": "learn the answers only, not the prompts"})
-    precision: str = field(default="auto", metadata={"help": "auto (follows the device), float32, ... or quantized"})
+    precision: str = field(default="auto", metadata={
+        "help": "auto (follows the device), float32, ... or quantized", "choices": PRECISIONS})
     seed: int = field(default=0, metadata={"help": "seed for data order, LoRA init and dropout"})
     eval_every: int | None = field(default=None, metadata={"help": "steps between validations (None: ~10 per run)"})
     early_stopping_patience: int = field(default=3, metadata={
@@ -68,6 +77,15 @@ class TrainConfig:
             if not ok:
                 raise UserError(f"Invalid training setting: {message}")
 
+        for f in fields(self):  # inf and nan pass every comparison below, or fail it with a confusing message
+            value = getattr(self, f.name)
+            if not _has_type(f.type, value):
+                need(False, f"{f.name} must be {_type_words(f.type)}, not {value!r}.")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise UserError(f"Invalid training setting: {f.name} must be a finite number, not {value}.")
+            counts = isinstance(value, int) and not isinstance(value, bool) or f.name == "epochs"
+            if counts and isinstance(value, (int, float)) and abs(value) > LIMIT:
+                raise UserError(f"Invalid training setting: {f.name} = {value:g} is far too large.")
         need(self.method in METHODS, f"method must be one of {', '.join(METHODS)}, not {self.method!r}.")
         need(self.lr_schedule in SCHEDULES, f"lr_schedule must be one of {', '.join(SCHEDULES)}.")
         need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}.")
@@ -106,7 +124,7 @@ class TrainConfig:
         if unknown:
             raise UserError(f"Unknown training setting(s): {', '.join(unknown)}. "
                             f"Known: {', '.join(sorted(known))}.")
-        values = {k: _coerce_number(f.type, values[k]) for f in fields(cls) if (k := f.name) in values}
+        values = {k: _coerce_number(k, f.type, values[k]) for f in fields(cls) if (k := f.name) in values}
         try:
             return cls(**values)
         except (TypeError, ValueError) as err:
@@ -139,17 +157,48 @@ class TrainConfig:
             values = yaml.safe_load(Path(path).read_text()) or {}
         except yaml.YAMLError as err:
             raise UserError(f"{path} is not valid YAML: {err}") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f"Cannot read the config file {path}: {getattr(err, 'strerror', None) or err}.") from None
+        if not isinstance(values, dict):
+            raise UserError(f"{path} must hold settings as `key: value` lines, not a {type(values).__name__}.")
         return cls.from_dict(values)
 
 
-def _coerce_number(annotation: str, value):
+def _coerce_number(name: str, annotation: str, value):
     """YAML reads `1e-4` as a string; numbers given as text become numbers."""
     if isinstance(value, str) and ("float" in annotation or "int" in annotation):
         try:
-            return float(value) if "float" in annotation else int(value)
+            number = float(value)
         except ValueError:
-            raise UserError(f"Expected a number, got {value!r}.") from None
+            raise UserError(f"Invalid training setting: {name}: expected a number, got {value!r}.") from None
+        if "float" in annotation:
+            return number
+        if not number.is_integer():
+            raise UserError(f"Invalid training setting: {name} must be a whole number, not {value!r}.")
+        return int(number)
     return value
+
+
+_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,)}
+
+
+def setting_kind(annotation: str) -> str | None:
+    """bool, int, float or str for a plain setting; None for lists and mappings (checked on their own)."""
+    if "list" in annotation or "dict" in annotation:
+        return None
+    return next((kind for kind in ("bool", "int", "float") if kind in annotation), "str")
+
+
+def _has_type(annotation: str, value) -> bool:
+    kind = setting_kind(annotation)
+    if kind is None or (value is None and "None" in annotation):
+        return True
+    return isinstance(value, _TYPES[kind]) and (kind == "bool" or not isinstance(value, bool))
+
+
+def _type_words(annotation: str) -> str:
+    words = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "text"}
+    return words[setting_kind(annotation)] + (" (or empty)" if "None" in annotation else "")
 
 
 def help_lines() -> list[str]:

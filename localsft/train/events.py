@@ -108,6 +108,25 @@ class Failed(Event):
 
 
 @dataclass
+class ResumeFailed(Event):
+    """A resume that could not begin (before its plan): the run stays as it was."""
+
+    type: ClassVar[str] = "resume_failed"
+    reason: str
+
+
+@dataclass
+class Diverged(Event):
+    """The loss grew instead of falling, so training stopped."""
+
+    type: ClassVar[str] = "diverged"
+    reason: str
+    step: int
+    val_loss: float | None = None
+    base_val_loss: float | None = None
+
+
+@dataclass
 class Stopped(Event):
     type: ClassVar[str] = "stopped"
     step: int

@@ -9,7 +9,9 @@ plain reason and the last good checkpoint and adapters stay as they were.
 
 from __future__ import annotations
 
+import errno
 import math
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -22,9 +24,10 @@ from mlx.utils import tree_map
 from localsft import paths
 from localsft.errors import UserError
 from localsft.models.loading import load_model
-from localsft.runs.folder import RunFolder
+from localsft.runs.folder import STOP_FILE, RunFolder
 from localsft.train import events as ev
 from localsft.train.batching import Batch, BatchPlan, eval_batches, make_batch, tokenize_examples
+from localsft.train.claim import claim
 from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint,
                                        save_adapters, save_checkpoint)
 from localsft.train.config import TrainConfig
@@ -33,12 +36,12 @@ from localsft.train.loss import loss_sum
 from localsft.train.plan import MB, calibrate, check_fits, estimate_memory
 from localsft.train.setup import apply_method, build_optimizer, load_splits, prepare_run_data, trainable_count
 
-STOP_FILE = "STOP"  # a UI may create RUN/STOP to ask for a clean stop without signals
+DIVERGED_FACTOR = 1.5  # validation loss this many times the untrained model's: diverged
 
 
 @dataclass
 class TrainResult:
-    status: str  # finished, early_stopped, stopped, failed
+    status: str  # finished, early_stopped, stopped, failed, diverged
     run_dir: Path
     step: int
     best_val_loss: float | None
@@ -64,34 +67,67 @@ def train(config: TrainConfig | None = None, run_dir: str | Path | None = None, 
     resume: continue the run in `run_dir` from its latest checkpoint (config read from the run).
     group: the data-parallel process group this process is part of (see train.distributed;
     use `distributed.train_in_group`, which also sets up the ranks other than 0).
+
+    A new run needs a new or empty folder. While it trains, the process holds the run
+    folder's lock and this machine's training lock (localsft.runs.lock): a second training,
+    a second resume of the same run, or deleting it, is refused with a plain message.
     """
     writes = (group or SINGLE).is_main  # data-parallel ranks other than 0 write nothing
     if resume:
         run = RunFolder.open(run_dir)
-        config = TrainConfig.load(run.config_path)
     else:
         run = RunFolder(Path(run_dir).expanduser() if run_dir else new_run_dir(config))
-        if run.config_path.exists():
-            raise UserError(f"{run.path} already holds a run. Resume it with --resume, or choose another --out.")
-        if writes:
-            run.path.mkdir(parents=True, exist_ok=True)
-            config.save(run.config_path)
-    log = ev.EventLog(run.events_path if writes else None, on_event)
+    locks = claim(run, None if resume else config) if writes else []
+    log = None
     trainer = None
     try:
+        if writes and not resume and not run.config_path.exists():
+            config.save(run.config_path)
+        log = ev.EventLog(run.events_path if writes else None, on_event)
+        if resume:
+            config = TrainConfig.load(run.config_path)
         trainer = _Trainer(config, run, log, stop, resume, group)
         return trainer.run()
-    except UserError as err:
-        log.emit(ev.Failed(str(err), trainer.state.step if trainer else 0))
-        raise
     except Exception as err:
-        log.emit(ev.Failed(f"Training stopped on an internal error: {type(err).__name__}: {err}",
-                           trainer.state.step if trainer else 0))
+        reason = _reason(err, run)
+        if log is not None:
+            _log_failure(log, reason, trainer, resume)
+        if isinstance(err, UserError):
+            raise
+        if reason != _internal(err):
+            raise UserError(reason) from None
         raise
     finally:
         if trainer:
             trainer.close()
-        log.close()
+        if log is not None:
+            log.close()
+        for lock in reversed(locks):
+            lock.release()
+
+
+def _internal(err: Exception) -> str:
+    return f"Training stopped on an internal error: {type(err).__name__}: {err}"
+
+
+def _reason(err: Exception, run: RunFolder) -> str:
+    """The sentence a user sees for an error that ended training."""
+    if isinstance(err, UserError):
+        return str(err)
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"The disk is full: training could not write to {run.path}. Free some space on that disk, "
+                f"then resume with: localsft train --resume {run.path}")
+    return _internal(err)
+
+
+def _log_failure(log: ev.EventLog, reason: str, trainer, resume: bool) -> None:
+    """A failed resume that never began leaves the run's status as it was; any other failure ends it."""
+    began = trainer is not None and trainer.began
+    event = ev.ResumeFailed(reason) if resume and not began else ev.Failed(reason, trainer.state.step if trainer else 0)
+    try:
+        log.emit(event)
+    except OSError:
+        pass  # a full disk cannot take the event either; the error still reaches the caller
 
 
 def plan_only(config: TrainConfig, on_event=None) -> ev.Started:
@@ -112,6 +148,7 @@ class _Trainer:
                  group: Group | None):
         self.config, self.run_folder, self.log, self.stop = config, run, log, stop
         self.group = group or SINGLE
+        self.began = False  # the plan is logged: from here on a failure ends the run
         self.state = TrainState()
         self.loaded = load_model(config.model, config.precision)
         self.model = self.loaded.model
@@ -185,9 +222,12 @@ class _Trainer:
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> TrainResult:
         self._emit_plan()
+        self.began = True
+        self.recent_losses: list[float] = []  # training losses since the last validation
         self.session_start = time.perf_counter()
         if self.eval_set and self.state.step == 0:
             self._evaluate(sample=False)  # the base model's validation loss, to compare against
+            self.state.base_val_loss = self.state.best_val_loss
         while self.state.step < self.total_steps:
             if self.group.any(self._stop_requested()):  # every rank stops at the same step
                 return self._stopped()
@@ -196,10 +236,14 @@ class _Trainer:
             if not math.isfinite(loss):
                 return self._failed_nan(loss)
             self.state.elapsed_s += time.perf_counter() - started
+            self.recent_losses.append(loss)
             self._emit_step(loss, tokens, time.perf_counter() - started)
             step = self.state.step
             if self.eval_set and (step % self.eval_every == 0 or step == self.total_steps):
-                if self._evaluate():
+                early = self._evaluate()
+                if self._diverging():
+                    return self._diverged()
+                if early:
                     return self._finish(early=True)
             if step % self.checkpoint_every == 0 and step < self.total_steps:
                 self._checkpoint()
@@ -305,6 +349,7 @@ class _Trainer:
         total, count = self.group.sum_values(total, count)
         val_loss = total / max(count, 1.0)
         state = self.state
+        self.val_loss = val_loss
         improved = math.isfinite(val_loss) and (state.best_val_loss is None or val_loss < state.best_val_loss)
         if improved:
             state.best_val_loss, state.best_step, state.evals_since_best = val_loss, state.step, 0
@@ -346,6 +391,30 @@ class _Trainer:
         path = self._checkpoint()
         self.log.emit(ev.Stopped(step=self.state.step, checkpoint=str(path)))
         return self._result("stopped")
+
+    def _diverging(self) -> bool:
+        """Whether the loss has grown well past the untrained model's: the learning rate is too
+        high (measured on the default model: learning rate 1e6 took validation loss from 4.97 to
+        10.80). The training loss must be worse than the untrained model's too; otherwise it is a
+        validation set unlike the training data, which early stopping handles."""
+        base, recent = self.state.base_val_loss, self.recent_losses
+        self.recent_losses = []
+        return (base is not None and bool(recent) and self.val_loss > DIVERGED_FACTOR * base
+                and sum(recent) / len(recent) > base)
+
+    def _diverged(self) -> TrainResult:
+        state, base = self.state, self.state.base_val_loss
+        reason = (f"Training diverged: the validation loss rose from {base:.2f} before training to "
+                  f"{self.val_loss:.2f} at step {state.step}, so training stopped. Try a lower learning rate "
+                  f"(this run used {self.config.learning_rate:g}).")
+        if state.best_step > 0:
+            reason += f" The adapter from step {state.best_step}, the best before it went wrong, is kept."
+        else:  # "best" would be the untrained adapter written at step 0: never offer it as the result
+            shutil.rmtree(self.run_folder.adapters_dir("best"), ignore_errors=True)
+            reason += " No step improved on the model before training, so no adapter is kept as the best."
+        self.log.emit(ev.Diverged(reason=reason, step=state.step, val_loss=round(self.val_loss, 5),
+                                  base_val_loss=round(base, 5)))
+        return self._result("diverged", reason)
 
     def _failed_nan(self, loss: float) -> TrainResult:
         reason = (f"The loss became {loss} at step {self.state.step + 1}, so training stopped. "
