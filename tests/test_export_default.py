@@ -49,12 +49,13 @@ def test_peft_export_loads_on_the_base_in_transformers_with_the_same_logits(expo
     from mlx_lm.utils import save_model
     from peft import PeftModel
 
-    from localsft.export.merge import load_base
+    from localsft.models.loading import load_model
+    from localsft.platform.backend import AS_TRAINED
 
     # The base as a plain fp32 folder transformers reads (weights dequantized by MLX, no adapter).
-    base, _, _, config, _ = load_base(default_model_dir)
-    save_model(tmp_path, base)
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    base = load_model(default_model_dir, AS_TRAINED)
+    save_model(tmp_path, base.model)
+    (tmp_path / "config.json").write_text(json.dumps(base.config))
     _, results, ids, reference = exported
     model = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path), local_files_only=True)
     model = PeftModel.from_pretrained(model, str(results["peft"].path)).eval()

@@ -12,7 +12,7 @@ from test_export_torch import _assert_same_logits, _mlx_reference
 
 from localsft.export import export_run
 from localsft.export.check import Probe, probe_logits
-from localsft.export.merge import fuse, load_base, load_tuned
+from localsft.export.merge import fuse, load_exported, load_tuned
 from localsft.runs.folder import RunFolder
 
 
@@ -27,7 +27,7 @@ def test_gguf_reads_back_with_our_importer_and_matches_mlx(tiny_run, tmp_path):
 
     (result,) = export_run(tiny_run, "gguf", dtype="float32")
     import_gguf(result.path / "model-f32.gguf", tmp_path / "imported")
-    model, tokenizer, *_ = load_base(tmp_path / "imported")
+    model, tokenizer = load_exported(tmp_path / "imported")
     ids, reference = _mlx_reference(tiny_run)
     assert [Probe(m[:1], m[1]["content"]).ids(tokenizer) for m in HELD_OUT] == ids
     for got, want in zip(probe_logits(model, ids), reference):
