@@ -48,7 +48,7 @@ def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | No
 
     localsft.commands.ui checks host, login and share before calling this.
     """
-    from localsft.models.default import install_default_model
+    from localsft.models.store import install_default_model
 
     install_default_model()  # so the first page already lists the default model
     demo = build()

@@ -8,6 +8,7 @@
     checkpoint.py  atomic checkpoints (weights, optimizer, position) and mlx-lm adapters
     events.py      typed events and the run's JSONL event log
     loop.py        train(): the loop, stop, resume, early stopping, NaN guard
+    group.py       the processes training together (mx.distributed) and their collective ops
     distributed.py data-parallel training over mx.distributed (mlx.launch, `train --hosts`)
 """
 
