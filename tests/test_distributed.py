@@ -20,7 +20,7 @@ from localsft.runs.folder import RunFolder
 from localsft.train import train
 from localsft.train.batching import Example
 from localsft.train.distributed import Group, launch_command
-from test_train import adapter_weights, make_data, max_diff, tiny_config
+from support.training import adapter_weights, make_data, max_diff, tiny_config
 
 # 2 packed rows per micro-batch and 2 micro-batches per step: one row per rank, and micro-batches
 # with a single row leave rank 1 an all-masked row; 8 validation examples are split across ranks too.
