@@ -11,7 +11,7 @@ Both trainers validate on the same 4 examples while training; afterwards every a
 scored by one evaluator (our masked loss on a 10% held-out split, fp32 copy of the base),
 so the losses compare like for like. Prints one JSON object.
 
-4-bit on MLX's CPU backend runs scalar (PLATFORM.md): use few examples there.
+4-bit on MLX's CPU backend runs scalar (see benchmarks/backend.py): use few examples there.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Which MLX backend runs here, and which weight precision fits it.
 
-PLATFORM.md: on MLX's CPU backend only fp32 matmul is fast (with OpenBLAS);
+Measured (benchmarks/backend.py): on MLX's CPU backend only fp32 matmul is fast (with OpenBLAS);
 bf16/fp16 and 4-bit run scalar. On Metal and CUDA, quantized weights are fast
 and small. So frozen weights follow the device: fp32 on CPU, kept as stored on GPU.
 """
