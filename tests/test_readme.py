@@ -64,5 +64,5 @@ def test_the_python_api_example_runs(localsft_home):
     assert re.match(r"\d+ examples; trainable: True", lines[0])
     assert {"started", "step", "finished"} <= set(lines)
     assert any(line.startswith("finished ") for line in lines)
-    sides = {line.split(" ", 1)[0] for line in lines[lines.index(next(l for l in lines if l.startswith("finished "))) + 1:]}
-    assert sides == {"base", "tuned"}
+    answers = lines[next(i for i, line in enumerate(lines) if line.startswith("finished ")) + 1:]
+    assert {line.split(" ", 1)[0] for line in answers} == {"base", "tuned"}  # both sides answered
