@@ -14,6 +14,7 @@ import gradio as gr
 
 from localsft.runs import jobs
 from localsft.errors import UserError
+from localsft_ui import served_files
 from localsft_ui.common import finished_run_choices, plain_errors, run_dropdown
 
 FORMAT_HELP = {"adapter": "adapter: the small LoRA file for MLX (mlx_lm --adapter-path)",
@@ -27,9 +28,10 @@ def open(name: str | None):  # noqa: A001  (the Runs tab's "Open in Export")
     return run_dropdown(name), gr.Tabs(selected="export")
 
 
-def zip_folder(folder: Path) -> Path:
-    """One download per export: the folder as a .zip beside it."""
-    return Path(shutil.make_archive(str(folder), "zip", root_dir=folder))
+def zip_folder(folder: Path, name: str) -> Path:
+    """One download per export: the folder as `name`.zip in downloads/ (the only folder served by path)."""
+    target = served_files.downloads_dir() / name
+    return served_files.keep(shutil.make_archive(str(target), "zip", root_dir=folder))
 
 
 @plain_errors
@@ -48,7 +50,7 @@ def export(run: str | None, formats: list[str], quantize: str, progress=gr.Progr
         progress(n / len(formats), desc=f"Exporting {fmt}…")
         for result in export_run(folder, fmt, quantize=bits if fmt in ("mlx", "gguf") else None,
                                  on_progress=lambda msg: progress(n / len(formats), desc=msg)):
-            downloads.append(str(zip_folder(result.path)))
+            downloads.append(str(zip_folder(result.path, f"{run}-{result.fmt}")))
             notes.append(f"### {result.fmt}\n{result.check.summary()}\n\n{result.usage}")
     return downloads, "\n\n".join(notes)
 

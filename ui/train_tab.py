@@ -17,6 +17,7 @@ import pandas as pd
 from localsft import paths
 from localsft.runs import jobs
 from localsft.errors import UserError
+from localsft_ui import browser_input, served_files
 from localsft_ui.common import plain_errors
 
 POLL_SECONDS = 2.0
@@ -50,7 +51,7 @@ def recipe_info(name: str | None) -> str:
     """What the recipe is for and how long it takes, in plain words."""
     from localsft.train.recipes import load_recipe
 
-    if not name:
+    if not browser_input.recipe_name(name):
         return "The trainer's default settings."
     recipe = load_recipe(name)
     return f"**{recipe.name}**: {recipe.description}  \n_Time here: {recipe.time_hint}_"
@@ -76,13 +77,12 @@ def add_model(source: str, gguf_file: str | None, progress=gr.Progress()):
     """Add a model by Hub repo id, folder, or an uploaded .gguf file (copied into the home folder)."""
     from localsft.models import add_model as store_add
 
-    if gguf_file:
+    if gguf_file:  # Gradio passes only files uploaded to it here
         kept = paths.uploads_dir() / Path(gguf_file).name
         shutil.copyfile(gguf_file, kept)
-        source = str(kept)
-    source = (source or "").strip()
-    if not source:
-        raise UserError("Type a Hugging Face repo id (user/model) or a folder, or upload a .gguf file.")
+        source = str(served_files.keep(kept))
+    else:
+        source = browser_input.hub_repo_id(source)
     progress(0.1, desc=f"Adding {source} (downloading or converting can take a few minutes)…")
     info = store_add(source)
     return gr.update(choices=model_choices(), value=info.name), f"Added **{info.name}** ({info.architecture})."
@@ -97,27 +97,34 @@ def data_label(data_file: str | None) -> str:
 def training_data(data_file: str | None, recipe: str | None) -> str:
     """The examples chosen in the Data tab, else the task recipe's own example set."""
     if data_file:
-        return data_file
-    if recipe:
+        return str(browser_input.data_file(data_file))
+    if browser_input.recipe_name(recipe):
         from localsft.train.recipes import load_recipe
 
         data = load_recipe(recipe).train_config().data
         if data:
-            return data
+            return str(browser_input.data_file(data))
     raise UserError("Choose the examples to train on first (Data tab), or pick a task recipe that has its own.")
+
+
+def job_settings(data_file, model, recipe, *advanced) -> dict:
+    """The training job's arguments from the browser's values, each checked (browser_input)."""
+    items = browser_input.settings(overrides(*advanced))
+    return dict(data=training_data(data_file, recipe), recipe=browser_input.recipe_name(recipe),
+                model=browser_input.model_name(model), overrides=items)
 
 
 @plain_errors
 def show_plan(data_file, model, recipe, *advanced, progress=gr.Progress()):
-    data = training_data(data_file, recipe)
+    job = job_settings(data_file, model, recipe, *advanced)
     progress(0.2, desc="Loading the model and measuring this machine's speed…")
-    return "```\n" + jobs.dry_run(data, recipe=recipe, model=model, overrides=overrides(*advanced)) + "\n```"
+    return "```\n" + jobs.dry_run(job.pop("data"), **job) + "\n```"
 
 
 @plain_errors
 def start(data_file, model, recipe, *advanced):
-    data = training_data(data_file, recipe)
-    job = jobs.start_training(data, recipe=recipe or None, model=model, overrides=overrides(*advanced))
+    job = job_settings(data_file, model, recipe, *advanced)
+    job = jobs.start_training(job.pop("data"), **job)
     return str(job.run_dir), f"Started run **{job.name}**."
 
 
@@ -131,9 +138,7 @@ def stop():
 
 @plain_errors
 def resume(run_dir: str | None):
-    if not run_dir:
-        raise UserError("There is no run to resume yet: start one, or open one from the Runs tab.")
-    job = jobs.start_training(run_dir=run_dir, resume=True)
+    job = jobs.start_training(run_dir=browser_input.run_folder(run_dir), resume=True)
     return str(job.run_dir), f"Resuming run **{job.name}**."
 
 
