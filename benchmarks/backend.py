@@ -61,9 +61,7 @@ def main() -> None:
         from mlx_lm.utils import save_config, save_model
 
         save_model(tmp, loaded.model)
-        config = dict(loaded.config)
-        config.pop("quantization", None)
-        save_config(config, f"{tmp}/config.json")
+        save_config(dict(loaded.config), f"{tmp}/config.json")
         for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
             shutil.copy(folder / name, tmp)
         mlx_fp32 = mlx_lm_tps(tmp, args.max_tokens)

@@ -42,7 +42,7 @@ from localsft.platform.backend import backend_name
 from localsft.inference.batch import decode_tokens
 from localsft.platform.blas import blas_in_use, find_openblas
 from localsft.inference.generate import SamplingSettings, chat_prompt
-from localsft.models.default import install_default_model
+from localsft.models.store import install_default_model
 from localsft.models.loading import apply_precision
 
 PROMPT = "Write a long story about a lighthouse keeper who finds a message in a bottle."
@@ -93,9 +93,7 @@ def mlx_lm_cli_tok_s(switchable: SwitchableModel, max_tokens: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         base, _ = mlx_load(str(loaded.path), lazy=True)
         save_model(tmp, apply_precision(base, loaded.precision))
-        config = dict(loaded.config)
-        config.pop("quantization", None)
-        save_config(config, f"{tmp}/config.json")
+        save_config(dict(loaded.config), f"{tmp}/config.json")
         for name in ("tokenizer.json", "tokenizer_config.json"):
             shutil.copy(loaded.path / name, tmp)
         cmd = [sys.executable, "-m", "mlx_lm", "generate", "--model", tmp, "--adapter-path",

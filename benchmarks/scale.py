@@ -37,7 +37,7 @@ import localsft  # noqa: F401  (fast BLAS before mlx)
 import mlx.core as mx
 
 from localsft.platform.backend import backend_name
-from localsft.models.default import install_default_model
+from localsft.models.store import install_default_model
 from localsft.runs.folder import RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]

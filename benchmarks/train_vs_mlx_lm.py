@@ -11,7 +11,7 @@ Both trainers validate on the same 4 examples while training; afterwards every a
 scored by one evaluator (our masked loss on a 10% held-out split, fp32 copy of the base),
 so the losses compare like for like. Prints one JSON object.
 
-4-bit on MLX's CPU backend runs scalar (PLATFORM.md): use few examples there.
+4-bit on MLX's CPU backend runs scalar (see benchmarks/backend.py): use few examples there.
 """
 
 from __future__ import annotations
@@ -63,8 +63,7 @@ def fp32_copy(source: Path, out: Path) -> Path:
     loaded = load_model(str(source), precision="float32")
     out.mkdir(parents=True)
     save_model(out, loaded.model)
-    config = {k: v for k, v in loaded.config.items() if k not in ("quantization", "quantization_config")}
-    (out / "config.json").write_text(json.dumps(config, indent=2))
+    (out / "config.json").write_text(json.dumps(loaded.config, indent=2))
     for f in source.iterdir():
         if f.name.startswith(("tokenizer", "special_tokens", "chat_template")):
             shutil.copyfile(f, out / f.name)
@@ -131,16 +130,13 @@ def mlx_lm(model: Path, data: Path, out: Path, args, n_train: int) -> dict:
 
 def val_loss(model_fp32: Path, adapter: str, data: Path, max_seq_len: int) -> float:
     """Masked validation loss of base + adapter, computed the same way for both trainers."""
-    from mlx_lm.tuner.utils import load_adapters
-
-    from localsft.models.loading import load_model
+    from localsft.models import attach_adapter, load_model
     from localsft.train.batching import eval_batches, read_jsonl, tokenize_examples
     from localsft.train.config import TrainConfig
     from localsft.train.loss import loss_sum
 
     loaded = load_model(str(model_fp32), precision="float32")
-    load_adapters(loaded.model, adapter)
-    loaded.model.eval()
+    attach_adapter(loaded.model, adapter)
     examples = tokenize_examples(read_jsonl(data / "heldout.jsonl"), loaded.tokenizer, max_seq_len)
     total = count = 0.0
     for b in eval_batches(examples, TrainConfig(max_seq_len=max_seq_len)):  # packed: same loss as one by one

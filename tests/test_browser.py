@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from localsft import paths
+from support.platform import CHROMIUM, chromium
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, chromium]
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 # A short run: quick-test recipe, 3 steps of small packed batches; no validation split (validating

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import mlx_lm
 import pytest
-from fake_run import make_run
+from support.runs import make_run
 from mlx_lm.tuner.utils import load_adapters
 
 from localsft.inference.switch import load_switchable
@@ -144,7 +144,7 @@ def test_run_without_adapter_is_a_plain_error(tiny_model_dir, tmp_path):
 def test_dora_adapter_rows_equal_each_model_alone(tiny_model_dir, tmp_path):
     """DoRA layers are switched per row too: one batch gives the base and the tuned logits."""
     import mlx.core as mx
-    from fake_run import save_random_adapter
+    from support.runs import save_random_adapter
 
     run = make_run(tmp_path / "dora-run", tiny_model_dir)
     save_random_adapter(tiny_model_dir, run / "adapters" / "best", strength=3.0, fine_tune_type="dora")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx_lm
 import pytest
-from fake_run import make_run, save_random_adapter
+from support.runs import make_run, save_random_adapter
 from mlx.utils import tree_flatten
 from mlx_lm.tuner.utils import load_adapters
 

@@ -184,3 +184,18 @@ def test_the_text_report_says_what_was_kept_and_why_rows_went(tok):
     assert "rows read 13, kept 12, dropped 1" in text and "dropped (duplicate): 1" in text
     assert "error: Line 6: exact duplicate of line 3." in text and "trainable: yes" in text
     assert "tokens per epoch:" in text and "| #" in text
+
+
+def test_the_check_cuts_where_training_cuts(tiny_model_dir, tmp_path, capsys):
+    from localsft.train import TrainConfig
+
+    limit = TrainConfig().max_seq_len
+    words = " ".join(f"word{i}" for i in range(limit))  # far more tokens than training keeps
+    path = tmp_path / "long.jsonl"
+    rows = [{"messages": [{"role": "user", "content": f"Say it {i}."}, {"role": "assistant", "content": words}]}
+            for i in range(12)]
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert main(["data", "check", str(path), "--model", str(tiny_model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert f"(max_seq_len {limit})" in out and f"longer than the maximum of {limit}" in out
+    assert check(path, tokenizer=str(tiny_model_dir)).stats["max_seq_len"] == limit

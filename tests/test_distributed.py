@@ -20,7 +20,7 @@ from localsft.runs.folder import RunFolder
 from localsft.train import train
 from localsft.train.batching import Example
 from localsft.train.distributed import Group, launch_command
-from test_train import adapter_weights, make_data, max_diff, tiny_config
+from support.training import adapter_weights, make_data, max_diff, tiny_config
 
 # 2 packed rows per micro-batch and 2 micro-batches per step: one row per rank, and micro-batches
 # with a single row leave rank 1 an all-masked row; 8 validation examples are split across ranks too.
@@ -66,6 +66,7 @@ def _files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
 
 
+@pytest.mark.slow  # processes under mlx.launch
 def test_two_processes_train_the_adapters_one_process_trains(reference, tiny_model_dir, tmp_path, localsft_home):
     config, reference_run = reference
     run_dir = tmp_path / "run"
@@ -104,6 +105,7 @@ print(f"rank {group.rank}: {result.status} at step {result.step}", flush=True)
 """
 
 
+@pytest.mark.slow  # processes under mlx.launch
 def test_two_processes_resume_one_process_run_and_stop_together(reference, tmp_path):
     """1 process trains 4 steps; 2 processes (plain mlx.launch) resume it and stop at step 7 because
     rank 0 was asked to; 1 process finishes it: the adapters are those of one uninterrupted run."""

@@ -8,7 +8,7 @@ import math
 import mlx.core as mx
 import mlx_lm
 import pytest
-from fake_run import make_run
+from support.runs import make_run
 from mlx_lm.tuner.utils import load_adapters
 
 from localsft.inference.switch import load_switchable

@@ -6,7 +6,7 @@ import json
 
 import mlx.core as mx
 import pytest
-from test_export_runs import HELD_OUT, make_run, tiny_run  # noqa: F401  (fixture)
+from support.runs import HELD_OUT, make_export_run
 
 from localsft.cli import main
 from localsft.errors import UserError
@@ -23,6 +23,8 @@ def _greedy(model, tokenizer, messages, max_tokens=12):
 
 
 def test_all_formats_are_written_checked_and_carded(tiny_run):
+    report = json.loads((tiny_run / "data" / "report.json").read_text())
+    trained = json.loads((tiny_run / "data" / "train.jsonl").read_text().splitlines()[0])["messages"][-1]["content"]
     results = export_run(tiny_run, "all")
     assert [r.fmt for r in results] == ["adapter", "peft", "mlx", "hf", "gguf"]
     for result in results:
@@ -34,8 +36,8 @@ def test_all_formats_are_written_checked_and_carded(tiny_run):
         assert saved["passed"] and saved["positions"] > 50
         card = (result.path / "README.md").read_text()
         assert "## Method and hyperparameters" in card and "| lora rank | 4 |" in card
-        assert "| examples | 300 |" in card  # data statistics ...
-        assert "SECRET EXAMPLE TEXT" not in card and "Light, fast, yours" not in card  # ... never the data
+        assert f"| rows_kept | {report['rows_kept']} |" in card  # data statistics ...
+        assert trained not in card and "Light, fast, yours" not in card  # ... never the data
         assert "## Export check" in card and "## How to use" in card
         assert not list(tiny_run.glob("exports/.*"))  # no partial folders left
     by_fmt = {r.fmt: r for r in results}
@@ -62,7 +64,7 @@ def test_mlx_export_loads_with_mlx_lm_and_answers_like_the_adapter(tiny_run, tin
 
 
 def test_requantized_export_that_loses_the_adapter_is_refused_loudly(tiny_model_dir, tmp_path):
-    run = make_run(tmp_path / "run", tiny_model_dir, strength=0.003)  # a faint adapter 4 bits wipe out
+    run = make_export_run(tmp_path / "run", tiny_model_dir, strength=0.003)  # a faint adapter 4 bits wipe out
     out = tmp_path / "q4"
     with pytest.raises(ExportCheckFailed, match="not written.*adapter effect kept"):
         export_run(run, "mlx", out=out, quantize=4)
@@ -118,10 +120,10 @@ def test_cli_export_prints_the_check_and_how_to_use(tiny_run, tmp_path, capsys):
 
 
 def test_quantized_base_is_merged_in_full_precision_and_the_card_says_so(tmp_path):
-    from tiny_model import make_tiny_model
+    from support.tiny_model import make_tiny_model
 
     model_dir = make_tiny_model(tmp_path / "tiny-q4", quantize=True)
-    run = make_run(tmp_path / "run", model_dir)
+    run = make_export_run(tmp_path / "run", model_dir)
     adapter, mlx = export_run(run, "adapter,mlx")
     assert mlx.check.passed and mlx.check.max_abs_diff < 1e-3  # merged into fp32, not re-quantized
     assert "quantization" not in json.loads((mlx.path / "config.json").read_text())
@@ -144,7 +146,7 @@ def test_card_has_the_eval_table_but_not_the_eval_answers(tiny_run):
 
 
 def test_dora_adapter_is_fused_and_peft_says_it_cannot(tiny_model_dir, tmp_path):
-    run = make_run(tmp_path / "run", tiny_model_dir, fine_tune_type="dora")
+    run = make_export_run(tmp_path / "run", tiny_model_dir, fine_tune_type="dora")
     adapter, mlx = export_run(run, "adapter,mlx")
     assert mlx.check.passed and mlx.check.max_abs_diff < 1e-4 and mlx.check.adapter_effect > 0.05
     with pytest.raises(UserError, match="PEFT export handles LoRA adapters"):
@@ -155,7 +157,7 @@ def test_full_fine_tune_exports_its_weights(tiny_model_dir, tmp_path):
     import mlx_lm
     from mlx.utils import tree_flatten
 
-    run = make_run(tmp_path / "run", tiny_model_dir)
+    run = make_export_run(tmp_path / "run", tiny_model_dir)
     model, _ = mlx_lm.load(str(tiny_model_dir))
     mx.random.seed(3)
     weights = {k: v + 0.05 * mx.random.normal(v.shape) for k, v in tree_flatten(model.parameters())}
@@ -182,7 +184,7 @@ def test_export_never_replaces_a_folder_that_is_not_an_export(tiny_run, tmp_path
 
 
 def test_a_refused_format_does_not_stop_the_others(tiny_model_dir, tmp_path):
-    run = make_run(tmp_path / "run", tiny_model_dir, strength=0.003)
+    run = make_export_run(tmp_path / "run", tiny_model_dir, strength=0.003)
     with pytest.raises(ExportCheckFailed, match=r"mlx export was not written.*Written: adapter .*hf "):
         export_run(run, "adapter,mlx,hf", quantize=4)
     assert (run / "exports" / "hf" / "README.md").exists() and not (run / "exports" / "mlx").exists()

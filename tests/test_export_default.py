@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_export_runs import make_run
-from test_export_torch import _assert_same_logits, _assert_same_tokens, _mlx_reference
+from support.runs import make_export_run
+from support.interop import assert_same_logits, assert_same_tokens, mlx_reference
 
 from localsft.export import export_run
 
@@ -24,9 +24,9 @@ transformers = pytest.importorskip("transformers")
 def exported(default_model_dir, tmp_path_factory):
     """(run, {format: result}, probe ids, MLX adapter-on-base logits) for a rank-8 LoRA on 8 layers."""
     root = tmp_path_factory.mktemp("default-export")
-    run = make_run(root / "run", default_model_dir, num_layers=8, rank=8, scale=20.0, strength=0.02)
+    run = make_export_run(root / "run", default_model_dir, num_layers=8, rank=8, scale=20.0, strength=0.02)
     results = export_run(run, "peft,mlx,hf,gguf", out=root / "out", dtype="float32")
-    return run, {r.fmt: r for r in results}, *_mlx_reference(run)
+    return run, {r.fmt: r for r in results}, *mlx_reference(run)
 
 
 def test_every_export_of_the_default_model_passes_its_fuse_check(exported):
@@ -39,9 +39,9 @@ def test_every_export_of_the_default_model_passes_its_fuse_check(exported):
 def test_hf_export_loads_offline_in_transformers_with_the_same_logits(exported):
     _, results, ids, reference = exported
     folder = results["hf"].path
-    _assert_same_tokens(folder, ids)
+    assert_same_tokens(folder, ids)
     model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True)
-    _assert_same_logits(model, ids, reference, 1e-2)
+    assert_same_logits(model, ids, reference, 1e-2)
     assert json.loads((folder / "generation_config.json").read_text())["eos_token_id"] == 2  # <|im_end|>
 
 
@@ -49,16 +49,17 @@ def test_peft_export_loads_on_the_base_in_transformers_with_the_same_logits(expo
     from mlx_lm.utils import save_model
     from peft import PeftModel
 
-    from localsft.export.merge import load_base
+    from localsft.models.loading import load_model
+    from localsft.platform.backend import AS_TRAINED
 
     # The base as a plain fp32 folder transformers reads (weights dequantized by MLX, no adapter).
-    base, _, _, config, _ = load_base(default_model_dir)
-    save_model(tmp_path, base)
-    (tmp_path / "config.json").write_text(json.dumps(config))
+    base = load_model(default_model_dir, AS_TRAINED)
+    save_model(tmp_path, base.model)
+    (tmp_path / "config.json").write_text(json.dumps(base.config))
     _, results, ids, reference = exported
     model = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path), local_files_only=True)
     model = PeftModel.from_pretrained(model, str(results["peft"].path)).eval()
-    _assert_same_logits(model, ids, reference, 1e-2)
+    assert_same_logits(model, ids, reference, 1e-2)
     config = json.loads((results["peft"].path / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
 
@@ -68,7 +69,7 @@ def test_gguf_export_loads_in_transformers_with_the_same_logits(exported):
     folder = results["gguf"].path
     assert 'SYSTEM """You are a helpful AI assistant named SmolLM' in (folder / "Modelfile").read_text()
     model = transformers.AutoModelForCausalLM.from_pretrained(str(folder), gguf_file="model-f32.gguf")
-    _assert_same_logits(model, ids, reference, 1e-2)
+    assert_same_logits(model, ids, reference, 1e-2)
 
 
 def test_mlx_export_generates_the_adapter_on_base_answers(exported, default_model_dir):

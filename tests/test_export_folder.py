@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_export_runs import tiny_run  # noqa: F401  (fixture)
+
 
 from localsft.cli import main
 from localsft.errors import UserError

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_export_runs import HELD_OUT, tiny_run  # noqa: F401  (fixture)
-from test_export_torch import _assert_same_logits, _mlx_reference
+from support.runs import HELD_OUT
+from support.interop import assert_same_logits, mlx_reference
 
 from localsft.export import export_run
 from localsft.export.check import Probe, probe_logits
-from localsft.export.merge import fuse, load_base, load_tuned
+from localsft.export.merge import fuse, load_exported, load_tuned
 from localsft.runs.folder import RunFolder
 
 
@@ -27,8 +27,8 @@ def test_gguf_reads_back_with_our_importer_and_matches_mlx(tiny_run, tmp_path):
 
     (result,) = export_run(tiny_run, "gguf", dtype="float32")
     import_gguf(result.path / "model-f32.gguf", tmp_path / "imported")
-    model, tokenizer, *_ = load_base(tmp_path / "imported")
-    ids, reference = _mlx_reference(tiny_run)
+    model, tokenizer = load_exported(tmp_path / "imported")
+    ids, reference = mlx_reference(tiny_run)
     assert [Probe(m[:1], m[1]["content"]).ids(tokenizer) for m in HELD_OUT] == ids
     for got, want in zip(probe_logits(model, ids), reference):
         got = np.array(got)
@@ -75,8 +75,8 @@ def test_gguf_loads_in_transformers_with_the_same_logits(tiny_run):
     transformers = pytest.importorskip("transformers")
     (result,) = export_run(tiny_run, "gguf", dtype="float16")
     model = transformers.AutoModelForCausalLM.from_pretrained(str(result.path), gguf_file="model-f16.gguf")
-    ids, reference = _mlx_reference(tiny_run)
-    _assert_same_logits(model, ids, reference, 5e-2)  # f16 weights
+    ids, reference = mlx_reference(tiny_run)
+    assert_same_logits(model, ids, reference, 5e-2)  # f16 weights
 
 
 def test_modelfile_has_template_system_line_and_stop_tokens(tiny_run):

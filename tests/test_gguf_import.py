@@ -34,7 +34,7 @@ TRICKY = [
 def hf_reader():
     transformers = pytest.importorskip("transformers")
     pytest.importorskip("gguf")
-    gguf = default_gguf_path()
+    gguf = default_gguf_path(install=False)
     tok = transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model = transformers.AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     model.eval()

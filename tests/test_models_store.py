@@ -26,7 +26,7 @@ def test_add_local_folder_and_list(tiny_model_dir, capsys):
 
 
 def test_add_gguf_file(capsys):
-    assert main(["models", "add", str(default_gguf_path()), "--name", "smol"]) == 0
+    assert main(["models", "add", str(default_gguf_path(install=False)), "--name", "smol"]) == 0
     assert "Added smol: llama, 135M parameters, 4-bit" in capsys.readouterr().out
     (info,) = [m for m in list_models() if m.name == "smol"]
     assert info.license == "apache-2.0" and info.source.endswith(".gguf")
@@ -67,7 +67,7 @@ def test_missing_path_is_a_plain_message(capsys):
 
 def test_corrupt_gguf_is_a_plain_message(tmp_path, capsys):
     broken = tmp_path / "broken.gguf"
-    broken.write_bytes(default_gguf_path().read_bytes()[:2_000_000])  # truncated download
+    broken.write_bytes(default_gguf_path(install=False).read_bytes()[:2_000_000])  # truncated download
     err = _error(["models", "add", str(broken)], capsys)
     assert "truncated, corrupt" in err
     junk = tmp_path / "junk.gguf"

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_export_runs import tiny_run  # noqa: F401  (fixture)
 
 from localsft.cli import main
 from localsft.errors import UserError

@@ -10,7 +10,7 @@ from localsft.cli import main
 from localsft.errors import UserError
 from localsft.train.recipes import list_recipes, load_recipe
 from localsft.train import train
-from test_train import make_data
+from support.training import make_data
 
 RECIPES = [r.name for r in list_recipes()]
 

@@ -23,7 +23,7 @@ from localsft.runs.folder import RunFolder
 from localsft.runs.status import read_progress
 from localsft.train import TrainConfig, train
 from localsft.train import checkpoint as checkpoint_module
-from test_train import make_data, tiny_config
+from support.training import make_data, tiny_config
 
 SMALL = ["--set", "max_seq_len=128", "--set", "batch_tokens=256", "--set", "pack_width=128",
          "--set", "sample_prompts=0", "--set", "early_stopping_patience=0"]
@@ -101,7 +101,7 @@ def test_a_cli_training_is_the_studio_job_and_sigkill_shows_interrupted(long_tra
 def test_the_second_ctrl_c_stops_at_once_even_mid_step_and_the_run_resumes(tmp_path):
     """Steps of a few seconds (a wider random model, big batches), like a real model's on a laptop CPU:
     Python runs no signal handler until MLX returns, so before, both Ctrl-C waited for the step."""
-    from tiny_model import make_tiny_model
+    from support.tiny_model import make_tiny_model
 
     model = make_tiny_model(tmp_path / "wide", layers=4, hidden=512, heads=8, kv_heads=4)
     data = make_data(tmp_path / "data", n_train=400)

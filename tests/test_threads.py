@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -42,6 +44,20 @@ def test_errors_reach_the_consumer():
 
 
 def test_a_consumer_that_stops_early_stops_the_worker():
-    stream = iterate_in_thread(lambda: _running_sums(10_000))
+    produced, finished = [], threading.Event()
+
+    def endless():
+        try:
+            for i in range(10**9):
+                produced.append(i)
+                yield i
+        finally:
+            finished.set()  # runs when the worker drops the iterator
+
+    stream = iterate_in_thread(endless)
     assert next(stream) == 0
     stream.close()  # no hang, no error
+    assert finished.wait(10), "the worker thread kept iterating after the consumer stopped"
+    count = len(produced)
+    time.sleep(0.3)
+    assert len(produced) == count < 10, "items were still produced after the stop"

@@ -11,45 +11,13 @@ import time
 from pathlib import Path
 
 import mlx.core as mx
-import numpy as np
 import pytest
 
 from localsft.errors import UserError
 from localsft.runs.folder import RunFolder
 from localsft.train import TrainConfig, train
 from localsft.train.plan import check_fits
-
-WORDS = ["fox", "dog", "capital", "Paris", "shoes", "fast", "light", "Berlin"]
-
-
-def _chat(rng, answer_word: str) -> dict:
-    question = " ".join(rng.choice(WORDS) for _ in range(rng.integers(2, 25)))
-    return {"messages": [{"role": "user", "content": question},
-                         {"role": "assistant", "content": f"{answer_word}: {question[:12]}"}]}
-
-
-def make_data(folder: Path, n_train: int = 48, n_valid: int = 8, valid_word: str = "Answer") -> Path:
-    rng = np.random.default_rng(0)
-    folder.mkdir(parents=True, exist_ok=True)
-    for split, n, word in (("train", n_train, "Answer"), ("valid", n_valid, valid_word)):
-        (folder / f"{split}.jsonl").write_text("\n".join(json.dumps(_chat(rng, word)) for _ in range(n)) + "\n")
-    return folder
-
-
-def tiny_config(model_dir, data_dir, **changes) -> TrainConfig:
-    base = dict(model=str(model_dir), data=str(data_dir), epochs=2, batch_tokens=256, pack_width=128,
-                max_seq_len=128, learning_rate=2e-3, sample_prompts=0, eval_every=4,
-                early_stopping_patience=0)
-    return TrainConfig(**{**base, **changes})
-
-
-def adapter_weights(run_dir: Path, which: str = "last") -> dict:
-    return mx.load(str(RunFolder(run_dir).adapters_dir(which) / "adapters.safetensors"))
-
-
-def max_diff(a: dict, b: dict) -> float:
-    assert a.keys() == b.keys()
-    return max(float(mx.max(mx.abs(a[k] - b[k])).item()) for k in a)
+from support.training import adapter_weights, make_data, max_diff, tiny_config
 
 
 def test_training_learns_and_writes_an_mlx_lm_adapter(tiny_model_dir, tmp_path):

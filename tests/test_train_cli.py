@@ -15,7 +15,7 @@ import pytest
 from localsft.cli import main
 from localsft.runs.folder import RunFolder
 from localsft.train import TrainConfig, train
-from test_train import make_data
+from support.training import make_data
 
 TINY_SETTINGS = ["--set", "max_seq_len=128", "--set", "batch_tokens=256", "--set", "sample_prompts=0"]
 

@@ -10,7 +10,7 @@ import gradio as gr
 import pandas as pd
 import pytest
 
-from fake_run import make_run
+from support.runs import make_run
 from localsft import paths
 from localsft.errors import UserError
 from localsft.train.recipes import load_recipe

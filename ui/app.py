@@ -49,7 +49,7 @@ def launch(**settings) -> gr.Blocks:
 
     settings: those of `serve`; localsft.commands.ui checks host, login and share before calling this.
     """
-    from localsft.models.default import install_default_model
+    from localsft.models.store import install_default_model
 
     install_default_model()  # so the first page already lists the default model
     return serve(build(), **settings)

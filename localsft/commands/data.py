@@ -7,6 +7,7 @@ import sys
 
 from localsft.data import ColumnMapping, DataError, check, format_report, prepare, preview
 from localsft.errors import UserError
+from localsft.train.config import default
 
 
 def _options(args) -> dict:
@@ -86,7 +87,8 @@ def _common(parser) -> None:
     parser.add_argument("--system-col", help="column holding a per-row system prompt")
     parser.add_argument("--system-prompt", help="system prompt added to every example that has none")
     parser.add_argument("--sheet", help="Excel sheet name (default: the visible sheet whose columns hold examples, the active one first)")
-    parser.add_argument("--max-seq-len", type=int, default=2048, help="longest example in tokens; longer ones are cut")
+    parser.add_argument("--max-seq-len", type=int, default=default("max_seq_len"),
+                        help="longest example in tokens; longer ones are cut (default: training's, %(default)s)")
     parser.add_argument("--no-mask-prompt", action="store_true", help="train on prompt tokens too (default: outputs only)")
 
 
@@ -99,9 +101,9 @@ def register(parser) -> None:
     prep = verbs.add_parser("prepare", help="check a file and write train/valid/test JSONL + report.json")
     _common(prep)
     prep.add_argument("--out", required=True, help="folder for train.jsonl, valid.jsonl, test.jsonl, report.json")
-    prep.add_argument("--valid-fraction", type=float, default=0.1)
-    prep.add_argument("--test-fraction", type=float, default=0.1)
-    prep.add_argument("--seed", type=int, default=0)
+    prep.add_argument("--valid-fraction", type=float, default=default("valid_fraction"))
+    prep.add_argument("--test-fraction", type=float, default=default("test_fraction"))
+    prep.add_argument("--seed", type=int, default=default("seed"))
     prep.add_argument("--json", action="store_true", help="print the report as JSON")
     prep.set_defaults(func=run_prepare)
     show = verbs.add_parser("preview", help="show the exact text one example trains on, trained tokens marked")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import sys
 
-from localsft.evaluation.evaluate import EvalProgress, EvalReport, evaluate_run
+from localsft.evaluation.evaluate import EvalProgress, evaluate_run
+from localsft.evaluation.report import EvalReport
 from localsft.inference.generate import SamplingSettings
 from localsft.runs.folder import RunFolder
 

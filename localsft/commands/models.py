@@ -18,7 +18,7 @@ def _params(n: int) -> str:
 
 
 def run_list(args) -> int:
-    from localsft.models.default import install_default_model
+    from localsft.models.store import install_default_model
 
     install_default_model()
     rows = [("NAME", "ARCH", "PARAMS", "PRECISION", "SIZE", "SOURCE")]

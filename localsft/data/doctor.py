@@ -19,6 +19,7 @@ from localsft.data.template import tokenize_example
 from localsft.errors import UserError
 from localsft.manifest import Manifest, writable_folder
 from localsft.runs.folder import atomic_write_text
+from localsft.train.config import default
 
 SPLITS = ("train", "valid", "test")
 OUTPUTS = tuple(f"{name}.jsonl" for name in SPLITS) + ("report.json",)
@@ -180,7 +181,8 @@ def _check(path, tokenizer, mapping, system_prompt, max_seq_len, sheet, mask_pro
 
 
 def check(path, *, tokenizer=None, mapping: ColumnMapping | None = None, system_prompt: str | None = None,
-          max_seq_len: int = 2048, sheet: str | None = None, mask_prompt: bool = True) -> DataReport:
+          max_seq_len: int = default("max_seq_len"), sheet: str | None = None,
+          mask_prompt: bool = default("mask_prompt")) -> DataReport:
     """Read and check an example file. `tokenizer` (object, or model name/folder) adds token checks.
 
     Raises UserError when the file cannot be read at all (missing, binary, empty, not a table).
@@ -189,8 +191,9 @@ def check(path, *, tokenizer=None, mapping: ColumnMapping | None = None, system_
 
 
 def prepare(path, out_dir, *, tokenizer=None, mapping: ColumnMapping | None = None, system_prompt: str | None = None,
-            max_seq_len: int = 2048, valid_fraction: float = 0.1, test_fraction: float = 0.1, seed: int = 0,
-            sheet: str | None = None, mask_prompt: bool = True) -> DataReport:
+            max_seq_len: int = default("max_seq_len"), valid_fraction: float = default("valid_fraction"),
+            test_fraction: float = default("test_fraction"), seed: int = default("seed"),
+            sheet: str | None = None, mask_prompt: bool = default("mask_prompt")) -> DataReport:
     """Check a file and write out_dir/{train,valid,test}.jsonl (normalized chat) and report.json.
 
     Deterministic for a seed; examples sharing an input never straddle splits. Raises

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -21,6 +21,7 @@ import mlx.core as mx
 import mlx.nn as nn
 
 from localsft.evaluation import metrics
+from localsft.evaluation.report import EvalReport, SideScores, render_markdown
 from localsft.inference.switch import SwitchableModel, load_switchable
 from localsft.inference.side_by_side import SIDES, answer_many
 from localsft.errors import UserError
@@ -39,36 +40,6 @@ class EvalProgress:
     side: str  # "base", "tuned" or "both"
     done: int
     total: int
-
-
-@dataclass
-class SideScores:
-    """Metrics of one side (base or tuned)."""
-
-    loss: float | None = None
-    perplexity: float | None = None
-    exact_match: float | None = None
-    chrf: float | None = None
-    format_adherence: float | None = None
-    probe_accuracy: float | None = None
-
-
-@dataclass
-class EvalReport:
-    """What eval.json holds."""
-
-    run: str
-    data: str
-    examples: int
-    base: SideScores
-    tuned: SideScores
-    retention: float | None
-    format_check: dict | None
-    items: list[dict] = field(default_factory=list)
-    probes: list[dict] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def read_examples(path: Path) -> list[dict]:
@@ -164,8 +135,6 @@ def evaluate_run(run: RunFolder | str | Path, data: str | Path | None = None,
     (default greedy, 256 new tokens). switchable: an already loaded model to reuse.
     probe_limit: ask only this many probe questions (spread over the categories).
     """
-    from localsft.evaluation.report import render_markdown
-
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)
     data_path = Path(data) if data else run.data_dir / "test.jsonl"
     examples = read_examples(data_path)

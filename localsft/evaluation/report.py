@@ -1,8 +1,39 @@
-"""eval.md: the evaluation report as a person reads it (eval.json holds the same, for tools)."""
+"""The evaluation report: what eval.json holds (EvalReport), and eval.md as a person reads it."""
 
 from __future__ import annotations
 
-from localsft.evaluation.evaluate import EvalReport
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class SideScores:
+    """Metrics of one side (base or tuned)."""
+
+    loss: float | None = None
+    perplexity: float | None = None
+    exact_match: float | None = None
+    chrf: float | None = None
+    format_adherence: float | None = None
+    probe_accuracy: float | None = None
+
+
+@dataclass
+class EvalReport:
+    """What eval.json holds."""
+
+    run: str
+    data: str
+    examples: int
+    base: SideScores
+    tuned: SideScores
+    retention: float | None
+    format_check: dict | None
+    items: list[dict] = field(default_factory=list)
+    probes: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
 
 MAX_EXAMPLES_SHOWN = 50
 

@@ -6,7 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
-from localsft.export.merge import Tuned, attach_adapter, base_reference, copy_model
+from localsft.export.merge import Tuned, attach_fp32, base_reference, copy_model
 
 
 def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
@@ -20,5 +20,5 @@ def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
 def reload(tuned: Tuned, out: Path):
     """The base with the exported adapter attached, as mlx-lm would load it."""
     model = copy_model(tuned.base)
-    attach_adapter(model, out)
+    attach_fp32(model, out)
     return model, tuned.tokenizer

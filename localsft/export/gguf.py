@@ -18,7 +18,7 @@ import numpy as np
 
 from localsft.errors import UserError
 from localsft.export.layout import chat_template, end_of_turn_ids
-from localsft.export.merge import Tuned, base_license, float_weights, load_base
+from localsft.export.merge import Tuned, base_license, float_weights, load_exported
 from localsft.export.ollama import write_modelfile
 
 SUPPORTED = ("llama", "mistral")
@@ -158,5 +158,4 @@ def reload(tuned: Tuned, out: Path):
 
     with tempfile.TemporaryDirectory() as tmp:
         import_gguf(next(out.glob("*.gguf")), Path(tmp))
-        model, tokenizer, *_ = load_base(Path(tmp))
-    return model, tokenizer
+        return load_exported(Path(tmp))

@@ -1,8 +1,8 @@
-"""Load a run's base model with its adapter, and fuse the adapter into the weights.
+"""A run's base model with its adapter, fused into the weights.
 
-The base is dequantized and held in fp32 before the adapter is attached, so the
-merge happens in full precision whatever the base was stored in (a 4-bit base
-re-quantized after merging is the classic way to lose the adapter; that is opt-in
+The base comes from the one model loader in its AS_TRAINED precision: expanded to fp32
+before the adapter is attached, so the merge happens in full precision whatever the
+base was stored in (a 4-bit base re-quantized after merging is the classic way to lose the adapter; that is opt-in
 here, and the fuse check measures it). Exports are written in `save_dtype`: the
 float type the base's weights had before we expanded them, unless asked otherwise.
 """
@@ -18,11 +18,10 @@ import mlx.nn as nn
 from mlx.utils import tree_flatten, tree_map, tree_unflatten
 
 from localsft.errors import UserError
-from localsft.models.loading import dequantize
-from localsft.models.store import resolve_model
+from localsft.models.adapters import attach_adapter
+from localsft.models.loading import FLOAT_TYPES, load_model
+from localsft.platform.backend import AS_TRAINED
 from localsft.runs.folder import RunFolder
-
-FLOAT_TYPES = ("float32", "float16", "bfloat16")
 
 
 @dataclass
@@ -53,49 +52,18 @@ def cast_floats(model: nn.Module, dtype: str) -> nn.Module:
     return model
 
 
-def _weights_dtype(model: nn.Module) -> str:
-    """The float type of the model's largest float weights (for a quantized model: its scales' type)."""
-    biggest = max((v for _, v in tree_flatten(model.parameters()) if mx.issubdtype(v.dtype, mx.floating)),
-                  key=lambda v: v.size)
-    name = str(biggest.dtype).removeprefix("mlx.core.")
-    return name if name in FLOAT_TYPES else "float32"
-
-
-def load_base(base: str | Path | None) -> tuple[nn.Module, object, Path, dict, str]:
-    """(model in fp32, tokenizer, folder, config without quantization, original float type)."""
-    import mlx_lm
-
-    path = resolve_model(str(base) if base else None)
-    config = json.loads((path / "config.json").read_text())
-    try:
-        model, tokenizer = mlx_lm.load(str(path), lazy=True)
-    except ValueError as err:
-        raise UserError(f"Cannot load the base model in {path}: {err}") from None
-    original = _weights_dtype(model)
-    model = dequantize(model)  # computed in fp32, as training saw the base
+def attach_fp32(model: nn.Module, adapter_dir: Path) -> dict:
+    """Attach the adapter and hold every weight in fp32, the precision merges happen in."""
+    config = attach_adapter(model, adapter_dir)
     cast_floats(model, "float32")
     mx.eval(model.parameters())
-    model.eval()
-    for key in ("quantization", "quantization_config"):
-        config.pop(key, None)
-    return model, tokenizer, path, config, original
+    return config
 
 
-def attach_adapter(model: nn.Module, adapter_dir: Path) -> dict:
-    """Put the mlx-lm adapter in `adapter_dir` on `model` (in place); returns its config."""
-    from mlx_lm.tuner.utils import load_adapters
-
-    config_path = adapter_dir / "adapter_config.json"
-    if not config_path.exists():
-        raise UserError(f"{adapter_dir} has no adapter_config.json: not an mlx-lm adapter folder.")
-    try:
-        load_adapters(model, str(adapter_dir))
-    except (ValueError, KeyError) as err:
-        raise UserError(f"The adapter in {adapter_dir} does not fit its base model: {err}") from None
-    cast_floats(model, "float32")
-    mx.eval(model.parameters())
-    model.eval()
-    return json.loads(config_path.read_text())
+def load_exported(folder: Path) -> tuple[nn.Module, object]:
+    """(model, tokenizer) of an exported model folder, held in fp32 like the tuned model it is checked against."""
+    loaded = load_model(folder, AS_TRAINED)
+    return loaded.model, loaded.tokenizer
 
 
 def load_tuned(run: RunFolder, dtype: str | None = None) -> Tuned:
@@ -103,12 +71,11 @@ def load_tuned(run: RunFolder, dtype: str | None = None) -> Tuned:
     if dtype is not None and dtype not in FLOAT_TYPES:
         raise UserError(f"Unknown dtype {dtype!r}: choose one of {', '.join(FLOAT_TYPES)}.")
     adapter_dir = run.best_adapter()
-    model, tokenizer, path, config, original = load_base(run.model_name())
-    base = copy_model(model)
-    adapter_config = attach_adapter(model, adapter_dir)
-    stored = json.loads((path / "config.json").read_text())
-    bits = (stored.get("quantization") or stored.get("quantization_config") or {}).get("bits")
-    return Tuned(model, tokenizer, path, config, adapter_dir, adapter_config, dtype or original, base, bits)
+    loaded = load_model(run.model_name(), AS_TRAINED)
+    base = copy_model(loaded.model)
+    adapter_config = attach_fp32(loaded.model, adapter_dir)
+    return Tuned(loaded.model, loaded.tokenizer, loaded.path, loaded.config, adapter_dir, adapter_config,
+                 dtype or loaded.stored_dtype, base, loaded.stored_bits)
 
 
 def fuse(tuned: Tuned) -> Tuned:

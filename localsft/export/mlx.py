@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from localsft.export.layout import save_merged
-from localsft.export.merge import Tuned, load_base
+from localsft.export.merge import Tuned, load_exported
 
 
 def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
@@ -14,5 +14,4 @@ def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
 
 def reload(tuned: Tuned, out: Path):
     """The export as mlx-lm loads it (dequantized to fp32 so the check runs on the fast path)."""
-    model, tokenizer, *_ = load_base(out)
-    return model, tokenizer
+    return load_exported(out)

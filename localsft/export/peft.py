@@ -1,6 +1,6 @@
 """`peft` export: the LoRA adapter as a Hugging Face PEFT adapter (transformers + peft load it).
 
-Mapping (PLATFORM.md): mlx-lm computes `W x + scale * (x @ lora_a @ lora_b)` with
+Mapping: mlx-lm computes `W x + scale * (x @ lora_a @ lora_b)` with
 lora_a (in, r) and lora_b (r, out); PEFT computes `W x + (alpha / r) * B(A(x))` with
 lora_A.weight (r, in) and lora_B.weight (out, r). So A = lora_a.T, B = lora_b.T and
 lora_alpha = scale * r. Target modules and layer indices come from the weights themselves.

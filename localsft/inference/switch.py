@@ -1,7 +1,7 @@
 """One copy of the base weights, the adapter switched on or off per batch row.
 
 `load_switchable(run)` loads the run's base model once, attaches the run's mlx-lm
-adapter with mlx-lm's own loader, then wraps every adapted layer so that a row mask
+adapter (localsft.models.adapters), then wraps every adapted layer so that a row mask
 decides, per batch row, whether the adapter contributes. Row 0 can be the base model
 and row 1 the tuned model in the same forward pass: the tuned model costs no second
 copy of the weights, and decoding both is one batched step.
@@ -25,6 +25,7 @@ import mlx.nn as nn
 from mlx.utils import tree_unflatten
 
 from localsft.errors import UserError
+from localsft.models.adapters import attach_adapter
 from localsft.models.loading import LoadedModel, load_model
 from localsft.runs.folder import RunFolder
 
@@ -119,20 +120,13 @@ class SwitchableModel:
         return self.loaded.tokenizer
 
 
-def attach_adapter(loaded: LoadedModel, adapter_path: Path) -> SwitchableModel:
+def attach_switchable(loaded: LoadedModel, adapter_path: Path) -> SwitchableModel:
     """Attach the mlx-lm adapter in `adapter_path` to `loaded` (in place) behind a row switch."""
-    from mlx_lm.tuner.utils import load_adapters
-
-    config = json.loads((Path(adapter_path) / "adapter_config.json").read_text())
-    if config.get("fine_tune_type", "lora") == "full":
+    config_path = Path(adapter_path) / "adapter_config.json"
+    if config_path.exists() and json.loads(config_path.read_text()).get("fine_tune_type", "lora") == "full":
         raise UserError(f"{adapter_path} holds fully fine-tuned weights, not an adapter; "
                         "compare needs a LoRA or DoRA adapter.")
-    try:
-        load_adapters(loaded.model, str(adapter_path))
-    except (ValueError, KeyError) as err:
-        lines = str(err).splitlines()
-        detail = "\n".join(lines[:4] + ([f"  ... and {len(lines) - 4} more"] if len(lines) > 4 else []))
-        raise UserError(f"The adapter in {adapter_path} does not fit model {loaded.path.name}: {detail}") from None
+    attach_adapter(loaded.model, adapter_path, target=f"model {loaded.path.name}")
     switch = RowSwitch()
     if _wrap_adapter_layers(loaded.model, switch) == 0:
         raise UserError(f"The adapter in {adapter_path} adapts no layer of model {loaded.path.name}.")
@@ -145,4 +139,4 @@ def load_switchable(run: RunFolder | str | Path, precision: str = "auto") -> Swi
     """Load a run's base model once and attach its best adapter behind a row switch."""
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)
     adapter = run.best_adapter()
-    return attach_adapter(load_model(run.model_name(), precision=precision), adapter)
+    return attach_switchable(load_model(run.model_name(), precision=precision), adapter)

@@ -1,7 +1,8 @@
-"""The models store: import, list and load models (see store.py and loading.py)."""
+"""Models: the store (import, list), the one loader and the one adapter attach."""
 
+from localsft.models.adapters import attach_adapter
 from localsft.models.loading import LoadedModel, load_model, load_tokenizer
 from localsft.models.store import ModelInfo, add_model, list_models, resolve_model
 
-__all__ = ["LoadedModel", "ModelInfo", "add_model", "list_models", "load_model",
+__all__ = ["LoadedModel", "ModelInfo", "add_model", "attach_adapter", "list_models", "load_model",
            "load_tokenizer", "resolve_model"]

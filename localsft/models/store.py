@@ -14,6 +14,7 @@ from pathlib import Path
 
 from localsft import paths
 from localsft.errors import UserError
+from localsft.models.default import default_gguf_path
 
 SOURCE_FILE = "localsft.json"
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -91,8 +92,6 @@ def resolve_model(name_or_path: str | None) -> Path:
     if _is_model_folder(stored):
         return stored
     if name == paths.DEFAULT_MODEL:
-        from localsft.models.default import install_default_model
-
         return install_default_model()
     known = ", ".join(m.name for m in list_models()) or "none yet"
     raise UserError(f"Model not found: {name}. Models in the store: {known}. "
@@ -117,6 +116,14 @@ def _copy_folder(src: Path, dest: Path) -> None:
     for f in src.iterdir():
         if f.is_file() and not f.name.endswith((".bin", ".pt", ".pth", ".pkl")):
             shutil.copy2(f, dest / f.name)
+
+
+def install_default_model() -> Path:
+    """Import the embedded default model into the store if needed; returns its folder."""
+    folder = paths.models_dir() / paths.DEFAULT_MODEL
+    if (folder / "config.json").exists():
+        return folder
+    return add_model(str(default_gguf_path()), name=paths.DEFAULT_MODEL).path
 
 
 def add_model(source: str, name: str | None = None, progress: bool = True) -> ModelInfo:

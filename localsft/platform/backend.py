@@ -1,6 +1,6 @@
 """Which MLX backend runs here, and which weight precision fits it.
 
-PLATFORM.md: on MLX's CPU backend only fp32 matmul is fast (with OpenBLAS);
+Measured (benchmarks/backend.py): on MLX's CPU backend only fp32 matmul is fast (with OpenBLAS);
 bf16/fp16 and 4-bit run scalar. On Metal and CUDA, quantized weights are fast
 and small. So frozen weights follow the device: fp32 on CPU, kept as stored on GPU.
 """
@@ -25,6 +25,11 @@ def backend_name() -> str:
     if hasattr(mx, "cuda") and mx.cuda.is_available():
         return "CUDA"
     return "GPU"
+
+
+# The precision policy of exports: the adapter is merged into exactly the weights it was
+# trained against, in full precision (a 4-bit base is expanded, never re-rounded).
+AS_TRAINED = "as-trained"
 
 
 @dataclass(frozen=True)
@@ -56,9 +61,12 @@ def available_memory_bytes() -> int:
 def choose_precision(policy: str = "auto", fp32_bytes: int | None = None) -> Precision:
     """Decide how to hold frozen weights.
 
-    policy: "auto", "float32", "float16", "bfloat16" or "quantized".
+    policy: "auto", "float32", "float16", "bfloat16", "quantized", or AS_TRAINED (what merges
+    and exports use: fp32 whatever the device, quantized weights expanded in fp32).
     fp32_bytes: size of the model once dequantized to fp32, to check it fits.
     """
+    if policy == AS_TRAINED:
+        return Precision("float32", True, "quantized weights expanded in fp32 as training sees them")
     if policy != "auto":
         return Precision(policy, policy != "quantized", "forced by the user")
     if backend_name() != "CPU":

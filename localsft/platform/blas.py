@@ -3,7 +3,7 @@
 The `mlx-cpu` wheel links the netlib reference BLAS, which runs fp32 matmul at
 2-5 GFLOP/s. Loading Debian's OpenBLAS with RTLD_GLOBAL *before* `mlx.core` is
 imported makes the dynamic linker resolve `sgemm_` and friends to OpenBLAS:
-20-50x faster (see PLATFORM.md). This must run before the first `import mlx`.
+20-50x faster (benchmarks/backend.py measures it). This must run before the first `import mlx`.
 """
 
 from __future__ import annotations

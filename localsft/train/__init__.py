@@ -9,6 +9,7 @@
     events.py      typed events and the run's JSONL event log
     loop.py        train(): the loop, stop, resume, early stopping, NaN guard, divergence
     claim.py       a new run only in a new or empty folder; the run and machine locks
+    group.py       the processes training together (mx.distributed) and their collective ops
     distributed.py data-parallel training over mx.distributed (mlx.launch, `train --hosts`)
 """
 

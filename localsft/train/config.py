@@ -164,6 +164,12 @@ class TrainConfig:
         return cls.from_dict(values)
 
 
+def default(name: str):
+    """The schema's default for one setting: other tools (e.g. the data check) take theirs from here."""
+    spec = TrainConfig.__dataclass_fields__[name]
+    return spec.default_factory() if callable(spec.default_factory) else spec.default
+
+
 def _coerce_number(name: str, annotation: str, value):
     """YAML reads `1e-4` as a string; numbers given as text become numbers."""
     if isinstance(value, str) and ("float" in annotation or "int" in annotation):

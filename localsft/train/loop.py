@@ -31,7 +31,7 @@ from localsft.train.claim import claim
 from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint,
                                        save_adapters, save_checkpoint)
 from localsft.train.config import TrainConfig
-from localsft.train.distributed import SINGLE, Group
+from localsft.train.group import SINGLE, Group
 from localsft.train.loss import loss_sum
 from localsft.train.plan import MB, calibrate, check_fits, estimate_memory
 from localsft.train.setup import apply_method, build_optimizer, load_splits, prepare_run_data, trainable_count

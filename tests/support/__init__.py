@@ -1,0 +1,1 @@
+"""Test helpers (not tests): tiny models, run folders, training data, cross-library logit checks."""
