@@ -1,6 +1,7 @@
 """The data doctor: read example pairs in any common shape, check them, preview, split.
 
-    readers.py   CSV/TSV/JSONL (and which reader a file needs), streamed row by row, memory bounded
+    readers.py   CSV/TSV/JSONL, streamed row by row, memory bounded
+    formats.py   which reader a file needs (by content, then extension)
     jsonfile.py  JSON arrays and {"data": [...]} documents, streamed item by item
     excel.py     Excel .xlsx: the sheet with the examples, merged cells, formulas
     numfmt.py    a spreadsheet cell as the text it shows (number formats)

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from localsft.data.checks import Seen, check_length, clean_characters, set_problems
 from localsft.data.mapping import ColumnMapping, RowError, detect_mapping, shown, to_example
-from localsft.data.readers import MAX_ROWS, open_source
+from localsft.data.formats import open_source
+from localsft.data.readers import MAX_ROWS
 from localsft.data.report import DataReport, length_stats
 from localsft.data.split import split_groups
 from localsft.data.template import tokenize_example
@@ -140,7 +141,7 @@ def _tokenize(report: DataReport, tokenizer, max_seq_len: int, mask_prompt: bool
 
 
 def read_examples(path, *, mapping: ColumnMapping | None = None, system_prompt: str | None = None,
-                  sheet: str | None = None, max_seq_len: int = 2048, mask_prompt: bool = True) -> DataReport:
+                  sheet: str | None = None, max_seq_len: int = default("max_seq_len"), mask_prompt: bool = True) -> DataReport:
     """The first half of `check`: read the file and run the row checks; no tokenizer, no verdict yet.
 
     The half that reads untrusted bytes (see isolated.py); `finish_check` does the rest.

@@ -14,6 +14,14 @@
 """
 
 from localsft.train.config import TrainConfig
-from localsft.train.loop import TrainResult, train
 
 __all__ = ["TrainConfig", "TrainResult", "train"]
+
+
+def __getattr__(name: str):
+    """`train` and `TrainResult` load MLX: imported on first use, so the config alone stays light."""
+    if name in ("train", "TrainResult"):
+        from localsft.train import loop
+
+        return getattr(loop, name)
+    raise AttributeError(f"module 'localsft.train' has no attribute {name!r}")
