@@ -102,6 +102,9 @@ def run(args) -> int:
     from localsft.train import distributed
 
     if args.resume:
+        from localsft.runs.names import resolve_run
+
+        args.resume = str(resolve_run(args.resume))
         config, out = None, args.resume
     else:
         config, out = build_config(args), args.out
@@ -172,7 +175,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run folder to create (default: a new folder under the runs store)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="show the plan (time, memory) without training")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or interrupted run exactly")
+    parser.add_argument("--resume", metavar="RUN", help="continue a stopped or interrupted run exactly (its name or folder)")
     parser.add_argument("--hosts", metavar="HOSTFILE",
                         help="train data-parallel on the machines of an mlx.launch host file (ring backend); "
                              "rank 0 (the first host) writes the run folder")
