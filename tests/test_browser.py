@@ -104,7 +104,7 @@ def walk_through(page):
     # Data: upload a recipe's CSV, see the report and the preview.
     page.locator("#data-upload input[type=file]").set_input_files(str(ROOT / "recipes/data/brand_voice.csv"))
     expect(page.locator("#data-summary")).to_contain_text("220 kept", timeout=120_000)
-    expect(page.locator("#data-preview")).to_contain_text("Ridgeline")
+    expect(page.locator("#data-chat")).to_contain_text("Ridgeline")
     shot(page, "data")
 
     # Train: the quick-test recipe, a few steps; loss points appear; it finishes.

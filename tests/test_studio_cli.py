@@ -91,3 +91,19 @@ def test_naming_a_run_from_the_cli(named_run, tiny_model_dir, capsys):
     assert main(["runs", "--name", "Autumn mails", "Spring taglines"]) == 2
     assert "already called 'Spring taglines'" in capsys.readouterr().err
     assert main(["runs", "--name", "Autumn mails", ""]) == 0 and display_name(paths.runs_dir() / "other") == "other"
+
+
+def test_gguf_is_named_after_the_tuned_model_and_its_card_has_one_settings_table(named_run):
+    from gguf import GGUFReader
+
+    from localsft.export import export_run
+
+    (result,) = export_run(named_run, "gguf", force=True)  # tiny random logits: near-ties flip
+    reader = GGUFReader(str(next(result.path.glob("*.gguf"))))
+    assert reader.fields["general.name"].contents() == "Spring taglines"
+    card = (result.path / "README.md").read_text()
+    settings = [line.split("|")[1].strip() for line in card.split("## Method and hyperparameters")[1]
+                .split("##")[0].splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(settings) == len(set(settings)) and "lora_rank" in settings and "method" in settings
+    usage = card.split("## How to use")[1]
+    assert "/" not in usage.replace("path/to/", "") and "llama-cli -m model-" in usage  # relative paths only

@@ -132,3 +132,19 @@ def test_a_run_still_training_is_offered_only_as_such(run_name, tiny_model_dir, 
     assert common.finished_run_choices() == [("Spring taglines", run_name)]
     monkeypatch.setattr(jobs, "current_job", lambda: jobs.Job(1, folder, time.time()))
     assert common.finished_run_choices() == [("Spring taglines (still training: step 12 of 30)", run_name)]
+
+
+def test_a_named_run_and_its_exports_stay_listed_with_their_sizes(run_name):
+    from localsft_ui import export_tab, runs_tab
+
+    table, choices, message = runs_tab.rename(run_name, "Spring taglines")
+    assert table[0][1] == "Spring taglines" and choices["choices"] == [("Spring taglines", run_name)]
+    assert common.finished_run_choices() == [("Spring taglines", run_name)]
+    assert export_tab.finished_exports(run_name) == ([], "No exports of this run yet.")
+    files, listing, notes = export_tab.export(run_name, ["peft"], "none")
+    files, listing, notes = export_tab.export(run_name, ["adapter"], "none")  # the next export...
+    assert [f.rsplit("/", 1)[1] for f in files] == ["adapter.zip", "peft.zip"]  # ...keeps the first listed
+    assert listing.count("<tr>") == 3 and "KB" in listing
+    card = (paths.runs_dir() / run_name / "exports" / "peft" / "README.md").read_text()
+    assert "\n# Spring taglines\n" in card and str(paths.home()) not in card
+    assert 'PeftModel.from_pretrained(base, ".")' in card

@@ -110,7 +110,7 @@ def run_name(tiny_model_dir):
 
 def test_runs_tab_lists_opens_and_deletes(run_name):
     table, choice = runs_tab.refresh(None)
-    assert table[0][:3] == [run_name, "tiny-llama", "not started"] and choice["value"] == run_name
+    assert table[0][:4] == [run_name, "", "tiny-llama", "not started"] and choice["value"] == run_name
     update, tabs = compare_tab.open(run_name)
     assert update["value"] == run_name and tabs.selected == "compare"
     assert export_tab.open(run_name)[1].selected == "export"
@@ -160,7 +160,7 @@ def test_blind_vote_updates_the_win_rate(run_name):
 
 
 def test_export_peft_gives_a_download(run_name):
-    files, notes = export_tab.export(run_name, ["peft"], "none")
+    files, _, notes = export_tab.export(run_name, ["peft"], "none")
     assert len(files) == 1 and files[0].endswith("peft.zip") and Path(files[0]).is_file()
     assert Path(files[0]).is_relative_to(paths.home()) and "peft" in notes
     with pytest.raises(gr.Error, match="USER/NAME"):
