@@ -107,3 +107,14 @@ def test_gguf_is_named_after_the_tuned_model_and_its_card_has_one_settings_table
     assert len(settings) == len(set(settings)) and "lora_rank" in settings and "method" in settings
     usage = card.split("## How to use")[1]
     assert "/" not in usage.replace("path/to/", "") and "llama-cli -m model-" in usage  # relative paths only
+
+
+def test_a_training_log_in_a_file_gets_progress_lines_with_time_left(tiny_model_dir, tmp_path, capsys):
+    data = tmp_path / "taglines.csv"
+    data.write_text("prompt,response\n" + "".join(f"Tagline {i}?,Go far {i}.\n" for i in range(40)))
+    assert main(["train", "--data", str(data), "--model", str(tiny_model_dir), "--out", str(tmp_path / "run"),
+                 "--set", "iters=6", "--set", "max_seq_len=64", "--set", "batch_tokens=128",
+                 "--set", "sample_prompts=0", "--set", "compile=false"]) == 0
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("step ") and "/6:" in line]
+    assert [line.split(":")[0] for line in lines] == [f"step {i}/6" for i in range(1, 7)]
+    assert all(line.endswith(" left") and "\r" not in line for line in lines)
