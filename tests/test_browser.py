@@ -8,26 +8,15 @@ A screenshot of every tab lands in artifacts/ (git-ignored).
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from browser_support import ROOT, browser_page, open_tab, running_app, shot
 
 from localsft import paths
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # A short run: quick-test recipe, 3 steps of small packed batches; no validation split (validating
 # is what takes longest here; the validation curve is covered by tests/test_ui_tabs.py).
 TRAINING = {"#train-iters input": "3",
@@ -35,59 +24,10 @@ TRAINING = {"#train-iters input": "3",
                                      "sample_prompts=0"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def app_url(localsft_home):
-    port = free_port()
-    env = {**os.environ, "LOCALSFT_HOME": str(localsft_home), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(localsft_home / "ui.log", "wb")
-    child = subprocess.Popen([sys.executable, "-m", "localsft", "ui", "--port", str(port)], cwd=ROOT, env=env,
-                             stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if child.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the app did not start:\n" + (localsft_home / "ui.log").read_text())
-                time.sleep(0.5)
-        yield url
-    finally:
-        child.terminate()
-        child.wait(30)
-        log.close()
-
-
-@pytest.fixture
-def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: bash .ci/setup --test installs it")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(120_000)
-        page.goto(app_url)
+def page(localsft_home):
+    with running_app(localsft_home) as url, browser_page(url) as page:
         yield page
-        browser.close()
-
-
-def open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name, exact=True).click()
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"studio-{name}.png"), full_page=True)
 
 
 def test_studio_flow(page):

@@ -68,13 +68,13 @@ def test_a_rejected_upload_clears_the_previous_file(tiny_model_dir):
     good = paths.uploads_dir() / "good.csv"
     good.write_text("prompt,response\n" + "".join(f"Tagline {i}?,Go far {i}.\n" for i in range(20)))
     first = data_tab.check_file(str(good), None, None, None, str(tiny_model_dir))
-    assert first[1] == str(good) and first[-1]["interactive"]
+    assert first[1] == str(good) and first[11]["interactive"]
     bad = paths.uploads_dir() / "bad.csv"
     bad.write_text("alpha,beta,gamma\n1,2,3\n")
-    report, data_file, summary, problems, histogram, inp, out, system, row, chat, preview, to_train = \
+    report, data_file, summary, problems, histogram, inp, out, system, row, chat, preview, to_train, style = \
         data_tab.check_file(str(bad), None, None, None, str(tiny_model_dir))
     assert report is None and data_file is None and problems == [] and chat == "" and preview == []
-    assert histogram["value"] is None and not to_train["interactive"]
+    assert histogram["value"] is None and not to_train["interactive"] and style == ""
     assert "bad.csv cannot be used yet" in summary and "--input-col" not in summary
     assert "Input column" in summary and inp["choices"] == [data_tab.NONE, "alpha", "beta", "gamma"]
 

@@ -32,7 +32,7 @@ def test_check_shows_report_problems_histogram_and_preview(tiny_model_dir):
     path = paths.uploads_dir() / "taglines.csv"
     path.write_text(rows)
     out = data_tab.check_file(str(path), None, None, None, str(tiny_model_dir))
-    report, data_file, summary, problems, histogram, input_col, output_col, _, row, chat, preview, to_train = out
+    report, data_file, summary, problems, histogram, input_col, output_col, _, row, chat, preview, to_train, _ = out
     assert report.rows_kept == 30 and data_file == str(path) and to_train["interactive"]
     assert "31 rows read, **30 kept**, 1 removed" in summary
     assert problems == [[32, "removed", problems[0][2]]] and "empty output" in problems[0][2]

@@ -117,6 +117,8 @@ def _example_at_row(report, row) -> tuple[dict | None, str]:
     if not row:
         return report.examples[0], ""
     row = int(row)
+    if row < 1:
+        return None, f"Rows are numbered from 1, as in your spreadsheet; {row} is not a row."
     if row in report.lines:
         return report.examples[report.lines.index(row)], ""
     why = next((p.message for p in report.problems if p.line == row), None)
@@ -192,7 +194,7 @@ def check_file(path: str | None, input_col: str | None, output_col: str | None, 
     first = report.lines[0] if report.lines else None
     return (report, _trainable_file(report, path, mapping), summary_markdown(report), problems_rows(report),
             bars, *_pickers(columns, used), gr.update(value=first), preview_chat(report, first),
-            preview_pieces(report, first, model), gr.update(interactive=report.trainable))
+            preview_pieces(report, first, model), gr.update(interactive=report.trainable), "")
 
 
 def _pickers(columns: list[str], used: dict) -> list:
@@ -203,11 +205,11 @@ def _pickers(columns: list[str], used: dict) -> list:
 
 def rejected(path: Path, err: UserError, columns: list[str]) -> tuple:
     """The report area for a file that cannot be used: its reason, its columns to choose from (if any),
-    and nothing left of the previous file."""
-    hint = " Choose the columns below and press **Check again**." if columns else ""
+    and nothing left of the previous file (house-style preview included)."""
+    hint = " Then press **Check again**." if columns else ""
     summary = f"**{path.name} cannot be used yet.** {app_words(str(err))}{hint}"
     return (None, None, summary, [], gr.update(value=None), *_pickers(columns, {}), gr.update(value=None),
-            "", [], gr.update(interactive=False))
+            "", [], gr.update(interactive=False), "")
 
 
 @plain_errors
@@ -258,18 +260,18 @@ def build(data_file: gr.State) -> SimpleNamespace:
             histogram = gr.BarPlot(None,
                                    x="tokens", y="examples", title="Example lengths (tokens)",
                                    sort=None, height=260)
-        index = gr.Number(label="Show the example in row", value=None, precision=0, minimum=1, elem_id="data-row")
+        index = gr.Number(label="Show the example in row", value=None, precision=0, elem_id="data-row")
         chat = gr.HTML(elem_id="data-chat", label="The example as a chat")
         with gr.Accordion("Details: exactly what the model reads", open=False):
             preview = gr.HighlightedText(label="Template tokens included (highlighted: what it learns to write)",
                                          color_map={"learned": "green"}, show_legend=True, elem_id="data-preview")
-        style = house_style.build(report)
+        style, style_result = house_style.build(report)
         to_train = gr.Button("Train on these examples →", variant="primary", interactive=False,
                              elem_id="data-to-train")
         no_column = gr.State(NONE)  # a new file: columns found by name (created in the tab, not in gr.Tabs)
 
     outputs = [report, data_file, summary, problems, histogram, input_col, output_col, system_col, index, chat,
-               preview, to_train]
+               preview, to_train, style_result]
     mapping = [input_col, output_col, system_col, model]
     detect = [source, no_column, no_column, no_column, model]
     upload.upload(use_upload, upload, source).success(check_file, detect, outputs)

@@ -54,8 +54,9 @@ def check_style(report, starts_with, line_starts_with, ends_with, max_length, re
     return spec, "".join(lines)
 
 
-def build(report: gr.State) -> gr.State:
-    """The house-style accordion; returns the state that holds its format_check (None: no check)."""
+def build(report: gr.State) -> tuple[gr.State, gr.HTML]:
+    """The house-style accordion; returns the state that holds its format_check (None: no check)
+    and the preview (cleared whenever another file is checked)."""
     style = gr.State(None)
     with gr.Accordion("Your house style (optional)", open=False, elem_id="house-style"):
         gr.Markdown("Describe the shape every answer must have. Leave a box empty to skip that rule.")
@@ -63,7 +64,7 @@ def build(report: gr.State) -> gr.State:
             starts = gr.Textbox(label="Starts with", placeholder="Subject:", elem_id="style-starts")
             line = gr.Textbox(label="Has a line starting with", placeholder="Price:", elem_id="style-line")
             ends = gr.Textbox(label="Ends with", placeholder="!", elem_id="style-ends")
-            longest = gr.Number(label="At most this many characters", value=None, precision=0, minimum=1,
+            longest = gr.Number(label="At most this many characters (0: no limit)", value=None, precision=0,
                                 elem_id="style-max")
         with gr.Accordion("Details: a pattern, for experts", open=False):
             regex = gr.Textbox(label="Pattern (for experts): a regular expression the whole answer must match",
@@ -74,7 +75,7 @@ def build(report: gr.State) -> gr.State:
     check_btn.click(check_style, [report, *fields], [style, result])
     for field in fields:  # what is typed counts for training even without a preview
         field.change(quiet_spec, fields, style, show_progress="hidden")
-    return style
+    return style, result
 
 
 def quiet_spec(*values) -> dict | None:

@@ -52,7 +52,7 @@ def clean_spec(starts_with: str = "", line_starts_with: str = "", ends_with: str
     """The format_check mapping for what the user filled in (None when nothing is set)."""
     spec = {"starts_with": (starts_with or "").strip(), "line_starts_with": (line_starts_with or "").strip(),
             "ends_with": (ends_with or "").strip(), "regex": (regex or "").strip(),
-            "max_length": int(max_length) if max_length else None}
+            "max_length": int(max_length) if max_length and max_length > 0 else None}  # 0: no limit
     spec = {k: v for k, v in spec.items() if v not in (None, "")}
     return spec or None
 
