@@ -91,6 +91,7 @@ def test_buttons_follow_the_running_job_and_status_lines_never_go_stale(page, ti
         page.locator("#train-stop").click()
         expect(page.locator("#train-message")).to_contain_text("Stopping")
         expect(page.locator("#train-progress")).to_have_attribute("data-status", "stopped", timeout=120_000)
+        assert jobs.wait(job, 30)  # this test process started it, so it reaps it (as the app does its own)
         expect(page.locator("#train-message")).not_to_contain_text("Stopping")  # replaced by the outcome
         expect(page.locator("#train-resume")).to_be_enabled()
         expect(page.locator("#train-start")).to_be_enabled()

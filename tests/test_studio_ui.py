@@ -56,6 +56,7 @@ def test_loss_chart_shows_the_first_point_whole_steps_and_nothing_before():
     ticks = [t.split(">")[1].split("<")[0] for t in svg.split('class="x-tick"')[1:]]
     assert ticks == ["0", "5", "10", "15", "20", "25", "30"]
     assert loss_chart._step_ticks(3) == [0, 1, 2, 3]
+    assert loss_chart._step_ticks(100_000)[:3] == [0, 10_000, 20_000] and loss_chart._step_ticks(45)[-1] == 45
 
 
 def test_sample_answers_keep_their_line_breaks():

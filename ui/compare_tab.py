@@ -197,6 +197,7 @@ def build() -> SimpleNamespace:
             eval_btn = gr.Button("Check on the examples kept aside", elem_id="eval-go")
             card = gr.HTML(elem_id="compare-verdict")
             eval_table = gr.Dataframe(headers=verdict_ui.TABLE_HEADERS, interactive=False, wrap=True,
+                                      column_widths=["22%", "12%", "12%", "54%"],
                                       elem_id="eval-table")
             examples = gr.Dataframe(headers=verdict_ui.EXAMPLE_HEADERS, interactive=False, wrap=True,
                                     label="The examples kept aside, side by side", elem_id="eval-examples")

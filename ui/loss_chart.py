@@ -18,9 +18,9 @@ EXPLAIN = ("How far the model's answers are from yours (lower is better). Traini
 
 
 def _step_ticks(last: int, most: int = 10) -> list[int]:
-    """Whole-number ticks from 0 to `last`, at most `most` of them, at a round spacing."""
-    spacing = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10**9)
-                   if last / s <= most)
+    """Whole-number ticks from 0 to `last`, at most `most` of them, at a round spacing (1, 2, 5, 10, 20, ...)."""
+    magnitude = 10 ** max(0, math.floor(math.log10(max(last / most, 1))))
+    spacing = next(m * magnitude for m in (1, 2, 5, 10) if last / (m * magnitude) <= most)
     return list(range(0, last + 1, spacing))
 
 
