@@ -3,7 +3,8 @@
 Starts `localsft ui` in a child process with its own home folder, then: upload a recipe's
 CSV and see the report, train the default model for a few steps and watch loss points
 appear, chat side by side, vote once, export a PEFT adapter and see its download link.
-A screenshot of every tab lands in artifacts/ (git-ignored).
+A screenshot of every tab lands in artifacts/ (git-ignored); with LOCALSFT_SCREENSHOTS=docs/screenshots
+also in the docs.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def walk_through(page):
     expect(page.locator("#train-progress")).to_have_attribute("data-status", re.compile("running|finished"))
     expect(page.locator("#train-progress")).to_have_attribute("data-status", "finished", timeout=180_000)
     expect(page.locator("#loss-chart")).to_contain_text("training")  # the legend: drawn only with points
+    expect(page.locator("#train-start")).to_be_enabled(timeout=60_000)  # once the training process has ended
+    expect(page.locator("#train-check")).to_be_visible()
     shot(page, "train")
 
     # Compare: a side-by-side answer from each model, then one blind vote.

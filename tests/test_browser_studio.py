@@ -42,7 +42,7 @@ def test_a_rejected_upload_leaves_nothing_of_the_previous_file(page, tmp_path):
     page.locator("#style-max input").fill("600")
     page.locator("#style-check").click()
     expect(page.locator("#style-preview")).to_contain_text(re.compile(r"\d+ of 220 of your answers follow"))
-    shot(page, "data")
+    shot(page, "data-house-style")
 
     bad = tmp_path / "export from the shop.csv"
     bad.write_text("alpha,beta,gamma\n1,2,3\n4,5,6\n")
@@ -80,7 +80,7 @@ def test_buttons_follow_the_running_job_and_status_lines_never_go_stale(page, ti
         expect(page.locator("#train-stop")).to_be_enabled()
         expect(page.locator("#train-eta")).to_contain_text("left", timeout=120_000)
         expect(page.locator("#loss-svg circle.point").first).to_be_attached()
-        shot(page, "train")
+        shot(page, "train-running")
 
         # Compare offers the run only as still training (it has a best adapter from its validations).
         expect(page.locator("#train-samples")).to_contain_text("Sample answers", timeout=120_000)
@@ -137,4 +137,4 @@ def test_compare_answers_each_message_on_its_own_and_says_when_it_remembers(page
     expect(page.locator("#ab-a")).to_be_hidden(timeout=5_000)  # the old pair is gone at once
     expect(page.locator("#vote-a")).to_be_enabled(timeout=120_000)
     expect(page.locator("#ab-b textarea")).not_to_have_value("")
-    shot(page, "compare")
+    shot(page, "compare-evaluation")

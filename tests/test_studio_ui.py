@@ -149,3 +149,13 @@ def test_a_named_run_and_its_exports_stay_listed_with_their_sizes(run_name):
     card = (paths.runs_dir() / run_name / "exports" / "peft" / "README.md").read_text()
     assert "\n# Spring taglines\n" in card and str(paths.home()) not in card
     assert 'PeftModel.from_pretrained(base, ".")' in card
+
+
+def test_a_finished_training_still_exiting_offers_no_button():
+    folder = paths.runs_dir() / "r"
+    job = jobs.Job(1, folder, time.time())
+    done = jobs.Progress(folder, status="finished")
+    assert not any(u["interactive"] for u in train_status.buttons(done, job))
+    assert "Finishing" in train_status.data_note(None, job, closing=True)
+    start, stop, resume = train_status.buttons(jobs.Progress(folder, status="stopped"), None)
+    assert start["interactive"] and not stop["interactive"] and resume["interactive"]

@@ -36,12 +36,16 @@ def run_data(run_dir: str | Path, job: jobs.Job | None = None) -> str | None:
     return data
 
 
-def data_note(data_file: str | None, job: jobs.Job | None) -> str:
-    """Which examples: the running job's (whatever the Data tab holds), else the Data tab's choice."""
+def data_note(data_file: str | None, job: jobs.Job | None, closing: bool = False) -> str:
+    """Which examples: the running job's (whatever the Data tab holds), else the Data tab's choice.
+    closing: the job has logged its end and its process is exiting."""
     if job is not None:
+        name = html.escape(display_name(job.run_dir))
+        if closing:
+            return f"**Finishing** run **{name}** (closing the training process)…"
         data = run_data(job.run_dir, job)
         shown = f"`{Path(data).name}`" if data else "its examples"
-        return f"**Training now** on {shown} (run **{html.escape(display_name(job.run_dir))}**)."
+        return f"**Training now** on {shown} (run **{name}**)."
     if not data_file:
         return "**Examples:** none chosen yet: pick them in the **Data** tab (task recipes bring their own)."
     return f"**Examples:** `{Path(data_file).name}`"
@@ -82,8 +86,11 @@ def samples_html(p: jobs.Progress) -> str:
 
 
 def buttons(p: jobs.Progress | None, job: jobs.Job | None) -> tuple:
-    """Start / Stop / Resume enabled only when that action makes sense now."""
+    """Start / Stop / Resume enabled only when that action makes sense now (none while a finished
+    training's process is still exiting: it would refuse a Start for a moment)."""
     running = job is not None
+    if running and p is not None and p.done:
+        return (gr.update(interactive=False),) * 3
     resumable = not running and p is not None and p.status in RESUMABLE
     return (gr.update(interactive=not running), gr.update(interactive=running),
             gr.update(interactive=resumable))

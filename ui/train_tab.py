@@ -149,6 +149,7 @@ def poll(run_dir: str | None, data_file: str | None = None):
         return (None, "", "", "", *train_status.buttons(None, job), gr.update(), note,
                 *train_status.result_area(None, False))
     p = jobs.read_progress(run_dir, running=job is not None)
+    note = train_status.data_note(data_file, job, closing=p.done)
     events = RunFolder(Path(run_dir)).events()
     message = gr.update() if job is not None else ""  # "Stopping…" / "Started…" end with the run
     return (run_dir, train_status.progress_html(p, events), train_status.chart_html(p), train_status.samples_html(p),
