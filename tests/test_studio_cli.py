@@ -80,6 +80,8 @@ def test_runs_prints_an_aligned_table_and_every_command_takes_its_names(named_ru
     assert main(["eval", "Spring taglines", "--no-probes", "--max-tokens", "8"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Verdict: ") and "How close to your examples" in out and "validation loss" in out
+    first = out.splitlines()[0].removeprefix("Verdict: ")
+    assert f"**{first}**" in (named_run / "eval.md").read_text()  # the report file says the same
     assert main(["eval", "no such run"]) == 2
     assert "There is no run named 'no such run'" in capsys.readouterr().err
 
