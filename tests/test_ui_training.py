@@ -34,9 +34,9 @@ def examples():
 
 def test_one_training_at_a_time_reattach_stop_and_resume(examples, tiny_model_dir):
     advanced = (None, 5000, None, None, 64, "compile=false\neval_every=50\nbatch_tokens=256")
-    run_dir, message = train_tab.start(str(examples), str(tiny_model_dir), "quick-test", *advanced)
+    run_dir, message = train_tab.start(str(examples), str(tiny_model_dir), "quick-test", *advanced, name="Spring run")
     try:
-        assert "Started run" in message
+        assert "Started run **Spring run**" in message
         wait_for(lambda: jobs.read_progress(run_dir).losses, what="the first loss points")
 
         # A second Start (another tab, the CLI through the app) gets a plain message.

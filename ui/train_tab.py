@@ -115,11 +115,16 @@ def with_style(items: list[str], format_check: dict | None) -> list[str]:
 
 
 @plain_errors
-def start(data_file, model, recipe, *advanced, format_check: dict | None = None):
+def start(data_file, model, recipe, *advanced, format_check: dict | None = None, name: str = ""):
+    """Start a training; `name` (optional) is the run's friendly name, `format_check` the house style."""
+    from localsft.runs.names import check_name, set_friendly_name
+
+    check_name(name)  # before anything starts
     data = training_data(data_file, recipe)
     job = jobs.start_training(data, recipe=recipe or None, model=model,
                               overrides=with_style(overrides(*advanced), format_check))
-    return str(job.run_dir), f"Started run **{job.name}** on `{Path(data).name}`."
+    kept = set_friendly_name(job.run_dir, name) if (name or "").strip() else None
+    return str(job.run_dir), f"Started run **{kept or job.name}** on `{Path(data).name}`."
 
 
 @plain_errors
@@ -149,7 +154,7 @@ def poll(run_dir: str | None, data_file: str | None = None):
         return (None, "", "", "", *train_status.buttons(None, job), gr.update(), note,
                 *train_status.result_area(None, False))
     p = jobs.read_progress(run_dir, running=job is not None)
-    note = train_status.data_note(data_file, job, closing=p.done)
+    note = train_status.data_note(data_file, job, closing=p.done, shown_run=run_dir)
     events = RunFolder(Path(run_dir)).events()
     message = gr.update() if job is not None else ""  # "Stopping…" / "Started…" end with the run
     return (run_dir, train_status.progress_html(p, events), train_status.chart_html(p), train_status.samples_html(p),
@@ -206,6 +211,8 @@ def build(data_file: gr.State, style: gr.State | None = None) -> SimpleNamespace
                             for label, digits, elem_id in ADVANCED]
             advanced.append(gr.Textbox(label="More settings, one key=value per line", lines=3,
                                        elem_id="train-extra"))
+        run_name = gr.Textbox(label="Name this run (optional; shown in every list, export and model card)",
+                              placeholder="Spring taglines", elem_id="train-name")
         with gr.Row():
             plan_btn = gr.Button("Show the plan")
             start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
@@ -228,7 +235,8 @@ def build(data_file: gr.State, style: gr.State | None = None) -> SimpleNamespace
     add_btn.click(add_model, [source, gguf], [model, add_note])
     plan_btn.click(show_plan, inputs, plan)
     style = style or gr.State(None)
-    start_btn.click(lambda check, *values: start(*values, format_check=check), [style, *inputs], [run_dir, message])
+    start_btn.click(lambda check, name, *values: start(*values, format_check=check, name=name),
+                    [style, run_name, *inputs], [run_dir, message])
     stop_btn.click(stop, None, message)
     resume_btn.click(resume, run_dir, [run_dir, message])
     outputs = [run_dir, status, chart, samples, start_btn, stop_btn, resume_btn, message, data_note,
