@@ -185,3 +185,11 @@ def test_a_name_already_taken_is_refused_before_anything_starts(run_name):
     with pytest.raises(gr.Error, match=r"already called 'spring taglines' \(tuned-run\)"):
         train_tab.start("x.csv", None, None, None, None, None, None, None, "", name="spring taglines")
     assert jobs.current_job() is None
+
+
+def test_recipe_jargon_stays_behind_details():
+    from localsft_ui import train_tab
+
+    balanced = train_tab.recipe_info("balanced")
+    assert balanced.index("rank 8") > balanced.index("<summary>Details</summary>")
+    assert "<details>" not in train_tab.recipe_info("brand-voice") and "house voice" in train_tab.recipe_info("brand-voice")

@@ -22,6 +22,7 @@ from localsft_ui import verdict as verdict_ui
 from localsft_ui.common import plain_errors
 
 POLL_SECONDS = 2.0
+JARGON = ("rank", "lora", "block", "epoch", "fp32", "logits", "learning rate")  # kept behind "Details"
 # The advanced fields, in the order `overrides` takes them: (label, decimals, element id).
 ADVANCED = [("Epochs (0: the recipe's)", None, None), ("Steps (0: from the epochs)", 0, "train-iters"),
             ("Learning rate (0: the recipe's)", None, None), ("LoRA rank (0: the recipe's)", 0, None),
@@ -52,7 +53,11 @@ def recipe_info(name: str | None) -> str:
     if not name:
         return "The trainer's default settings."
     recipe = load_recipe(name)
-    return f"**{recipe.name}**: {recipe.description}  \n_Time here: {recipe.time_hint}_"
+    purpose, _, how = recipe.description.partition(" - ")
+    if not any(word in how.lower() for word in JARGON):
+        return f"**{recipe.name}**: {recipe.description}  \n_Time here: {recipe.time_hint}_"
+    return (f"**{recipe.name}**: {purpose}.  \n_Time here: {recipe.time_hint}_"
+            f"\n\n<details><summary>Details</summary>{how}</details>")  # "LoRA rank 8 on the last 16 blocks"
 
 
 def overrides(epochs, iters, learning_rate, lora_rank, max_seq_len, extra: str) -> list[str]:
