@@ -81,4 +81,5 @@ def test_a_failing_training_shows_its_reason(tiny_model_dir):
 def test_the_plan_comes_from_the_dry_run(examples, tiny_model_dir):
     plan = train_tab.show_plan(str(examples), str(tiny_model_dir), "quick-test", 0, 20, 0, 0, 64, "compile=false")
     assert "20 steps" in plan and "MB" in plan
+    assert plan.index("float32") > plan.index("<summary>Details</summary>")  # the precision is for experts
     assert not any(paths.runs_dir().iterdir())  # nothing is kept

@@ -18,8 +18,8 @@ from localsft.runs import jobs
 from localsft.errors import UserError
 from localsft_ui.common import finished_run_choices, plain_errors, run_dropdown
 
-FORMAT_HELP = {"adapter": "adapter: the small LoRA file for MLX (mlx_lm --adapter-path)",
-               "peft": "peft: the adapter for Hugging Face PEFT / transformers",
+FORMAT_HELP = {"adapter": "adapter: the small add-on to the base model, for MLX (mlx_lm --adapter-path)",
+               "peft": "peft: the small add-on, for Hugging Face transformers (PEFT)",
                "mlx": "mlx: a complete merged MLX model",
                "hf": "hf: a complete merged Hugging Face model (safetensors)",
                "gguf": "gguf: one file for Ollama, LM Studio, llama.cpp"}
@@ -105,7 +105,7 @@ def build() -> SimpleNamespace:
             run = gr.Dropdown(label="Run", choices=finished_run_choices(), elem_id="export-run", scale=2)
             formats = gr.CheckboxGroup([(FORMAT_HELP.get(f, f), f) for f in FORMATS], value=["peft"],
                                        label="Formats", elem_id="export-formats", scale=3)
-            quantize = gr.Dropdown(["none", "8", "4"], value="none", label="Quantize (mlx: 4 or 8, gguf: 8)", scale=1)
+            quantize = gr.Dropdown(["none", "8", "4"], value="none", label="Smaller file (bits per weight; mlx: 4 or 8, gguf: 8)", scale=1)
         export_btn = gr.Button("Export", variant="primary", elem_id="export-go")
         listing = gr.HTML(elem_id="export-listing")
         files = gr.File(label="Downloads (every finished export of this run)", file_count="multiple",

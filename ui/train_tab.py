@@ -109,7 +109,9 @@ def training_data(data_file: str | None, recipe: str | None) -> str:
 def show_plan(data_file, model, recipe, *advanced, progress=gr.Progress()):
     data = training_data(data_file, recipe)
     progress(0.2, desc="Loading the model and measuring this machine's speed…")
-    return "```\n" + jobs.dry_run(data, recipe=recipe, model=model, overrides=overrides(*advanced)) + "\n```"
+    plan = jobs.dry_run(data, recipe=recipe, model=model, overrides=overrides(*advanced))
+    plain = [line for line in plan.splitlines() if line.strip() and not line.startswith("[")]  # "[model: fp32]"
+    return "\n\n".join(plain) + f"\n\n<details><summary>Details</summary>\n\n```\n{plan}\n```\n</details>"
 
 
 def with_style(items: list[str], format_check: dict | None) -> list[str]:
