@@ -33,9 +33,9 @@ def test_loopback_addresses(host):
 def test_other_hosts_need_a_login(host, monkeypatch):
     monkeypatch.delenv("LOCALSFT_AUTH", raising=False)
     assert not is_loopback(host)
-    with pytest.raises(UserError, match="needs a login: add --auth USER:PASS"):
+    with pytest.raises(UserError, match="needs a login: set LOCALSFT_AUTH=USER:PASS"):
         access_settings(host, None, False)
-    assert access_settings(host, "ann:s3cret", False) == (host, ("ann", "s3cret"))
+    assert access_settings(host, "ann:s3cret-pass", False) == (host, ("ann", "s3cret-pass"))
 
 
 def test_login_from_environment(monkeypatch):
@@ -73,7 +73,7 @@ def test_a_public_host_really_asks_for_the_login():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "LOCALSFT_AUTH": "ann:s3cret", "GRADIO_ANALYTICS_ENABLED": "False"}
+    env = {**os.environ, "LOCALSFT_AUTH": "ann:s3cret-pass", "GRADIO_ANALYTICS_ENABLED": "False"}
     app = subprocess.Popen([sys.executable, "-m", "localsft", "ui", "--host", "0.0.0.0", "--port", str(port)],
                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -91,8 +91,11 @@ def test_a_public_host_really_asks_for_the_login():
         while time.monotonic() < deadline and status("/config") not in (200, 401):
             time.sleep(0.5)
         assert status("/config") == 401  # nothing without the login
+        rebound = urllib.request.Request(base + "/", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError, match="421"):  # a name that is not this machine's
+            urllib.request.urlopen(rebound, timeout=5)
         assert status("/login", {"username": "ann", "password": "wrong"}) == 400
-        assert status("/login", {"username": "ann", "password": "s3cret"}) == 200
+        assert status("/login", {"username": "ann", "password": "s3cret-pass"}) == 200
     finally:
         app.terminate()
         app.wait(30)
@@ -107,3 +110,28 @@ def test_help_loads_no_mlx_and_imports_only_the_chosen_verb():
     assert out.splitlines()[-2:] == ["[]", "[]"]
     result = subprocess.run([sys.executable, "-m", "localsft", "recipes", "--help"], capture_output=True, text=True)
     assert result.returncode == 0 and "list training recipes" in result.stdout
+
+
+def test_short_passwords_are_refused(monkeypatch):
+    monkeypatch.setenv("LOCALSFT_AUTH", "ann:1234567")
+    with pytest.raises(UserError, match="too short: use at least 8 characters"):
+        access_settings("0.0.0.0", None, False)
+
+
+def test_login_from_a_file(tmp_path, monkeypatch):
+    monkeypatch.delenv("LOCALSFT_AUTH", raising=False)
+    login = tmp_path / "login.txt"
+    login.write_text("ann:from-a-file-123\n")
+    assert access_settings("0.0.0.0", None, False, str(login)) == ("0.0.0.0", ("ann", "from-a-file-123"))
+    with pytest.raises(UserError, match="Cannot read the login file .*missing.txt: No such file"):
+        access_settings("0.0.0.0", None, False, str(tmp_path / "missing.txt"))
+    with pytest.raises(UserError, match="not both"):
+        access_settings("0.0.0.0", "ann:long-enough", False, str(login))
+
+
+def test_a_password_on_the_command_line_gets_a_warning(capsys):
+    # (--max-upload-mb 0 stops it right after the checks, before anything is served)
+    assert main(["ui", "--auth", "ann:long-enough", "--max-upload-mb", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "visible to every user of this machine (ps)" in err and "LOCALSFT_AUTH" in err
+    assert "--max-upload-mb must be a positive number" in err and "Traceback" not in err

@@ -62,6 +62,7 @@ def test_typed_rows_become_a_csv(tiny_model_dir):
 
 @pytest.mark.parametrize("call, message", [
     (lambda: data_tab.check_file(None, None, None, None, None), "Upload a file"),
+    (lambda: data_tab.check_file("/nowhere/x.csv", None, None, None, None), "does not open other files"),
     (lambda: data_tab.use_table(pd.DataFrame([["", ""]], columns=["input", "output"])), "table is empty"),
     (lambda: train_tab.start(None, None, None, None, None, None, None, None, ""), "Data tab"),
     (lambda: train_tab.stop(), "No training is running"),
@@ -192,13 +193,15 @@ def test_held_out_evaluation_table(run_name):
 def test_example_sets_and_added_models(tiny_model_dir):
     assert "brand_voice.csv" in data_tab.example_choices()
     assert Path(data_tab.use_example("brand_voice.csv")) == EXAMPLES / "brand_voice.csv"
-    update, note = train_tab.add_model(str(tiny_model_dir), None)
-    assert update["value"] == "tiny-llama" and "tiny-llama" in update["choices"] and "Added" in note
+    with pytest.raises(gr.Error, match="not from folders on this machine"):  # folders: CLI only
+        train_tab.add_model(str(tiny_model_dir), None)
     assert train_tab.model_choices()[0] == paths.DEFAULT_MODEL
 
 
 def test_task_recipes_bring_their_own_examples():
     assert train_tab.training_data(None, "brand-voice").endswith("brand_voice.csv")
-    assert train_tab.training_data("mine.csv", "brand-voice") == "mine.csv"
+    mine = paths.uploads_dir() / "mine.csv"
+    mine.write_text("prompt,response\nhi,hello\n")
+    assert train_tab.training_data(str(mine), "brand-voice") == str(mine)
     assert "brand-voice" in [name for _, name in train_tab.recipe_choices()]
     assert "minutes" in train_tab.recipe_info("brand-voice")

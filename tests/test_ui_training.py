@@ -32,16 +32,24 @@ def examples():
     return path
 
 
-def test_one_training_at_a_time_reattach_stop_and_resume(examples, tiny_model_dir):
+@pytest.fixture
+def stored_tiny(tiny_model_dir) -> str:
+    """The tiny model added to the store: the app takes models by name, never by folder."""
+    from localsft.models import add_model
+
+    return add_model(str(tiny_model_dir), name="tiny").name
+
+
+def test_one_training_at_a_time_reattach_stop_and_resume(examples, stored_tiny):
     advanced = (None, 5000, None, None, 64, "compile=false\neval_every=50\nbatch_tokens=256")
-    run_dir, message = train_tab.start(str(examples), str(tiny_model_dir), "quick-test", *advanced, name="Spring run")
+    run_dir, message = train_tab.start(str(examples), stored_tiny, "quick-test", *advanced, name="Spring run")
     try:
         assert "Started run **Spring run**" in message
         wait_for(lambda: jobs.read_progress(run_dir).losses, what="the first loss points")
 
         # A second Start (another tab, the CLI through the app) gets a plain message.
         with pytest.raises(UserError, match="already running"):
-            jobs.start_training(str(examples), model=str(tiny_model_dir))
+            jobs.start_training(str(examples), model=stored_tiny)
 
         # A new page knows nothing yet; its first poll finds the running job.
         jobs._children.clear()  # as if this were another app process
@@ -78,8 +86,8 @@ def test_a_failing_training_shows_its_reason(tiny_model_dir):
     assert progress.status == "failed" and "no rows" in progress.message and "Traceback" not in progress.message
 
 
-def test_the_plan_comes_from_the_dry_run(examples, tiny_model_dir):
-    plan = train_tab.show_plan(str(examples), str(tiny_model_dir), "quick-test", 0, 20, 0, 0, 64, "compile=false")
+def test_the_plan_comes_from_the_dry_run(examples, stored_tiny):
+    plan = train_tab.show_plan(str(examples), stored_tiny, "quick-test", 0, 20, 0, 0, 64, "compile=false")
     assert "20 steps" in plan and "MB" in plan
     assert plan.index("float32") > plan.index("<summary>Details</summary>")  # the precision is for experts
     assert not any(paths.runs_dir().iterdir())  # nothing is kept

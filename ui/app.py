@@ -7,6 +7,7 @@ shared state is the training job, deliberately one per machine (localsft.runs.jo
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit
 
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
 
@@ -20,7 +21,8 @@ TITLE = "localsft studio"
 
 def build() -> gr.Blocks:
     """The whole app (not launched)."""
-    with gr.Blocks(title=TITLE) as demo:
+    # Gradio's own copies of uploads and downloads (in the home's cache/) go after a day.
+    with gr.Blocks(title=TITLE, delete_cache=(3600, 86400)) as demo:
         gr.Markdown(f"# {TITLE}\nFine-tune a small language model on your own examples, on this machine.")
         data_file = gr.State(None)
         with gr.Tabs() as tabs:
@@ -43,18 +45,33 @@ def build() -> gr.Blocks:
     return demo
 
 
-def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
-           share: bool = False) -> gr.Blocks:
+def launch(**settings) -> gr.Blocks:
     """Start serving the app and return at once (`demo.block_thread()` waits; `demo.close()` stops).
 
-    localsft.commands.ui checks host, login and share before calling this.
+    settings: those of `serve`; localsft.commands.ui checks host, login and share before calling this.
     """
     from localsft.models.default import install_default_model
 
     install_default_model()  # so the first page already lists the default model
-    demo = build()
+    return serve(build(), **settings)
+
+
+def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
+          share: bool = False, allowed_hosts: tuple[str, ...] = (), max_upload_mb: float = 50) -> gr.Blocks:
+    """Serve `demo` behind the studio's gate (ui/security.py): only its own routes, Host names and
+    downloads; uploads up to `max_upload_mb`; uploads older than a week that localsft wrote are removed."""
+    from localsft_ui import served_files
+    from localsft_ui.security import GuardedApp, HostRule
+
+    served_files.remove_old()
+    app = GuardedApp(HostRule(host, {h.lower() for h in allowed_hosts}))
     demo.queue(default_concurrency_limit=4)
+    # `_app`: Gradio's hook for a prepared app (its reload mode uses it), the one way to put the gate
+    # outside Gradio's own layers before the server starts; tests/test_ui_security.py notices if it goes.
     demo.launch(server_name=host, server_port=port, auth=auth, share=share, inbrowser=False,
-                allowed_paths=[str(paths.home())], prevent_thread_lock=True, quiet=True,
-                footer_links=[], theme=gr.themes.Soft())
+                allowed_paths=[str(served_files.downloads_dir())], prevent_thread_lock=True, quiet=True,
+                footer_links=[], theme=gr.themes.Soft(), run_history=False, ssr_mode=False,
+                max_file_size=f"{max_upload_mb}mb", _app=app)
+    if demo.share_url:  # the tunnel forwards its own host name
+        app.hosts.extra.add(urlsplit(demo.share_url).hostname)
     return demo

@@ -19,7 +19,7 @@ import pandas as pd
 from localsft import paths
 from localsft.errors import UserError
 from localsft.train.recipes import recipes_dir
-from localsft_ui import house_style
+from localsft_ui import browser_input, house_style, isolated_read, served_files
 from localsft_ui.common import app_words, plain_errors, tokenizer_for
 
 EXAMPLES_DIR = recipes_dir() / "data"  # the recipes' example sets
@@ -41,7 +41,7 @@ def keep_upload(uploaded: str) -> Path:
     if target.exists() and target.read_bytes() != source.read_bytes():
         target = target.with_name(f"{target.stem}-{time.strftime('%Y%m%d-%H%M%S')}{target.suffix}")
     shutil.copyfile(source, target)
-    return target
+    return served_files.keep(target)
 
 
 def save_table(table: pd.DataFrame) -> Path:
@@ -53,13 +53,7 @@ def save_table(table: pd.DataFrame) -> Path:
     path = paths.uploads_dir() / f"typed-{time.strftime('%Y%m%d-%H%M%S')}.csv"
     with open(path, "w", newline="", encoding="utf-8") as fh:
         csv.writer(fh).writerows([list(table.columns)] + rows)
-    return path
-
-
-def _columns(path: Path) -> list[str]:
-    from localsft.data.readers import open_source
-
-    return list(open_source(path).columns or [])
+    return served_files.keep(path)
 
 
 def _mapping(columns: list[str], input_col: str | None, output_col: str | None, system_col: str | None):
@@ -165,7 +159,7 @@ def _trainable_file(report, path: Path, mapping) -> str | None:
         return str(path)
     out = paths.uploads_dir() / f"{path.stem}.mapped.jsonl"
     out.write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in report.examples), encoding="utf-8")
-    return str(out)
+    return str(served_files.keep(out))
 
 
 @plain_errors
@@ -175,12 +169,10 @@ def check_file(path: str | None, input_col: str | None, output_col: str | None, 
     used replaces the previous report with the reason (nothing of the previous file stays)."""
     from localsft.data import check
 
-    if not path:
-        raise UserError("Upload a file, type some rows, or pick an example set first.")
-    path = Path(path)
+    path = browser_input.data_file(path)
     progress(0.1, desc="Reading and checking the examples…")
     try:
-        columns = _columns(path)
+        columns = isolated_read.read_columns(path)  # a file that does not fit stops here, in a child
     except UserError as err:
         return rejected(path, err, [])
     try:
@@ -223,7 +215,7 @@ def use_upload(uploaded: str | None) -> str:
 def use_example(name: str | None) -> str:
     if not name:
         raise UserError("Choose an example set.")
-    return str(EXAMPLES_DIR / name)
+    return str(browser_input.example_set(name))
 
 
 @plain_errors

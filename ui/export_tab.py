@@ -16,6 +16,7 @@ import gradio as gr
 
 from localsft.runs import jobs
 from localsft.errors import UserError
+from localsft_ui import served_files
 from localsft_ui.common import finished_run_choices, plain_errors, run_dropdown
 
 FORMAT_HELP = {"adapter": "adapter: the small add-on to the base model, for MLX (mlx_lm --adapter-path)",
@@ -29,15 +30,16 @@ def open(name: str | None):  # noqa: A001  (the Runs tab's "Open in Export")
     return run_dropdown(name), gr.Tabs(selected="export")
 
 
-def zip_folder(folder: Path) -> Path:
-    """One download per export: the folder as a .zip beside it (made again when the export is newer)."""
+def zip_folder(folder: Path, name: str) -> Path:
+    """One download per export: the folder as `name`.zip in downloads/ (the only folder served by path),
+    made again when it is missing (old downloads are cleaned up) or older than the export."""
     from localsft.export.pipeline import CHECK_FILE
 
-    target = folder.with_name(folder.name + ".zip")
+    target = served_files.downloads_dir() / f"{name}.zip"
     stamp = folder / CHECK_FILE
     if target.exists() and stamp.exists() and target.stat().st_mtime >= stamp.stat().st_mtime:
         return target
-    return Path(shutil.make_archive(str(folder), "zip", root_dir=folder))
+    return served_files.keep(shutil.make_archive(str(target.with_suffix("")), "zip", root_dir=folder))
 
 
 def _size(path: Path) -> str:
@@ -53,7 +55,7 @@ def finished_exports(run: str | None) -> tuple[list[str], str]:
         return [], ""
     folder = jobs.find_run(run).path / "exports"
     done = sorted(p for p in folder.iterdir() if (p / CHECK_FILE).exists()) if folder.is_dir() else []
-    zips = [zip_folder(p) for p in done]
+    zips = [zip_folder(p, f"{run}-{p.name}") for p in done]
     if not zips:
         return [], "No exports of this run yet."
     rows = "".join(f"<tr><td>{html.escape(FORMAT_HELP.get(p.name, p.name))}</td><td>{_size(z)}</td>"

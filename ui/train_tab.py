@@ -17,7 +17,7 @@ from localsft.runs import jobs
 from localsft.errors import UserError
 from localsft.runs.folder import RunFolder
 from localsft.runs.names import display_name
-from localsft_ui import train_status
+from localsft_ui import browser_input, served_files, train_status
 from localsft_ui import verdict as verdict_ui
 from localsft_ui.common import plain_errors
 
@@ -50,7 +50,7 @@ def recipe_info(name: str | None) -> str:
     """What the recipe is for and how long it takes, in plain words."""
     from localsft.train.recipes import load_recipe
 
-    if not name:
+    if not browser_input.recipe_name(name):
         return "The trainer's default settings."
     recipe = load_recipe(name)
     purpose, _, how = recipe.description.partition(" - ")
@@ -80,13 +80,12 @@ def add_model(source: str, gguf_file: str | None, progress=gr.Progress()):
     """Add a model by Hub repo id, folder, or an uploaded .gguf file (copied into the home folder)."""
     from localsft.models import add_model as store_add
 
-    if gguf_file:
+    if gguf_file:  # Gradio passes only files uploaded to it here
         kept = paths.uploads_dir() / Path(gguf_file).name
         shutil.copyfile(gguf_file, kept)
-        source = str(kept)
-    source = (source or "").strip()
-    if not source:
-        raise UserError("Type a Hugging Face repo id (user/model) or a folder, or upload a .gguf file.")
+        source = str(served_files.keep(kept))
+    else:
+        source = browser_input.hub_repo_id(source)
     progress(0.1, desc=f"Adding {source} (downloading or converting can take a few minutes)…")
     info = store_add(source)
     return gr.update(choices=model_choices(), value=info.name), f"Added **{info.name}** ({info.architecture})."
@@ -95,21 +94,28 @@ def add_model(source: str, gguf_file: str | None, progress=gr.Progress()):
 def training_data(data_file: str | None, recipe: str | None) -> str:
     """The examples chosen in the Data tab, else the task recipe's own example set."""
     if data_file:
-        return data_file
-    if recipe:
+        return str(browser_input.data_file(data_file))
+    if browser_input.recipe_name(recipe):
         from localsft.train.recipes import load_recipe
 
         data = load_recipe(recipe).train_config().data
         if data:
-            return data
+            return str(browser_input.data_file(data))
     raise UserError("Choose the examples to train on first (Data tab), or pick a task recipe that has its own.")
+
+
+def job_settings(data_file, model, recipe, *advanced) -> dict:
+    """The training job's arguments from the browser's values, each checked (browser_input)."""
+    items = browser_input.settings(overrides(*advanced))
+    return dict(data=training_data(data_file, recipe), recipe=browser_input.recipe_name(recipe),
+                model=browser_input.model_name(model), overrides=items)
 
 
 @plain_errors
 def show_plan(data_file, model, recipe, *advanced, progress=gr.Progress()):
-    data = training_data(data_file, recipe)
+    job = job_settings(data_file, model, recipe, *advanced)
     progress(0.2, desc="Loading the model and measuring this machine's speed…")
-    plan = jobs.dry_run(data, recipe=recipe, model=model, overrides=overrides(*advanced))
+    plan = jobs.dry_run(job.pop("data"), **job)
     plain = [line for line in plan.splitlines() if line.strip() and not line.startswith("[")]  # "[model: fp32]"
     return "\n\n".join(plain) + f"\n\n<details><summary>Details</summary>\n\n```\n{plan}\n```\n</details>"
 
@@ -127,11 +133,18 @@ def start(data_file, model, recipe, *advanced, format_check: dict | None = None,
     from localsft.runs.names import check_name, set_friendly_name
 
     check_name(name)  # before anything starts
-    data = training_data(data_file, recipe)
-    job = jobs.start_training(data, recipe=recipe or None, model=model,
-                              overrides=with_style(overrides(*advanced), format_check))
+    job = job_settings(data_file, model, recipe, *advanced)
+    job["overrides"] = with_style(job["overrides"], format_check)
+    data = job.pop("data")
+    job = jobs.start_training(data, **job)
     kept = set_friendly_name(job.run_dir, name) if (name or "").strip() else None
     return str(job.run_dir), f"Started run **{kept or job.name}** on `{Path(data).name}`."
+
+
+def start_from_page(format_check: dict | None, *values):
+    """The Start button: the house style (a state), the page's fields, then the run's name."""
+    *fields, name = values
+    return start(*fields, format_check=format_check, name=name)
 
 
 @plain_errors
@@ -144,9 +157,7 @@ def stop():
 
 @plain_errors
 def resume(run_dir: str | None):
-    if not run_dir:
-        raise UserError("There is no run to resume yet: start one, or open one from the Runs tab.")
-    job = jobs.start_training(run_dir=run_dir, resume=True)
+    job = jobs.start_training(run_dir=browser_input.run_folder(run_dir), resume=True)
     return str(job.run_dir), f"Resumed run **{display_name(job.run_dir)}**."
 
 
@@ -218,7 +229,7 @@ def build(data_file: gr.State, style: gr.State | None = None) -> SimpleNamespace
                             for label, digits, elem_id in ADVANCED]
             advanced.append(gr.Textbox(label="More settings, one key=value per line", lines=3,
                                        elem_id="train-extra"))
-        run_name = gr.Textbox(label="Name this run (optional; shown in every list, export and model card)",
+        run_name = gr.Textbox("", label="Name this run (optional; shown in every list, export and model card)",
                               placeholder="Spring taglines", elem_id="train-name")
         with gr.Row():
             plan_btn = gr.Button("Show the plan")
@@ -242,8 +253,7 @@ def build(data_file: gr.State, style: gr.State | None = None) -> SimpleNamespace
     add_btn.click(add_model, [source, gguf], [model, add_note])
     plan_btn.click(show_plan, inputs, plan)
     style = style or gr.State(None)
-    start_btn.click(lambda check, name, *values: start(*values, format_check=check, name=name),
-                    [style, run_name, *inputs], [run_dir, message])
+    start_btn.click(start_from_page, [style, *inputs, run_name], [run_dir, message], api_name="start")
     stop_btn.click(stop, None, message)
     resume_btn.click(resume, run_dir, [run_dir, message])
     outputs = [run_dir, status, chart, samples, start_btn, stop_btn, resume_btn, message, data_note,
