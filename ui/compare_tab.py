@@ -230,7 +230,7 @@ def build() -> SimpleNamespace:
     pair_out = [question, answer_a, answer_b, pair_box]
     run.change(show_run, run, [base, tuned, session, *evaluation, tally, *pair_out])
     eval_btn.click(evaluate, [run, session, max_tokens], [*evaluation, session], **one)
-    pair_btn.click(clear_pair, None, pair_out, queue=False).then(
+    pair_btn.click(clear_pair, None, pair_out, show_progress="hidden").then(
         new_pair, [run, session, max_tokens, temperature], [question, answer_a, answer_b, session, pair_box,
                                                             *buttons.values()], **one)
     for choice, button in buttons.items():
