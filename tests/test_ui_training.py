@@ -44,9 +44,9 @@ def stored_tiny(tiny_model_dir) -> str:
 
 def test_one_training_at_a_time_reattach_stop_and_resume(examples, stored_tiny):
     advanced = settings_form.values(iters=5000, max_seq_len=64, compile=False, eval_every=50, batch_tokens=256)
-    run_dir, message = train_tab.start(str(examples), stored_tiny, "quick-test", *advanced)
+    run_dir, message = train_tab.start(str(examples), stored_tiny, "quick-test", *advanced, name="Spring run")
     try:
-        assert "Started run" in message
+        assert "Started run **Spring run**" in message
         wait_for(lambda: read_progress(run_dir).losses, what="the first loss points")
 
         # A second Start (another tab, the CLI through the app) gets a plain message.
@@ -55,17 +55,22 @@ def test_one_training_at_a_time_reattach_stop_and_resume(examples, stored_tiny):
 
         # A new page knows nothing yet; its first poll finds the running job.
         jobs._children.clear()  # as if this were another app process
-        followed, html, chart, _ = train_tab.poll(None)
-        assert followed == run_dir and 'data-status="running"' in html and len(chart) >= 1
+        followed, html, chart, _, start, stop, resume, _, note, *_ = train_tab.poll(None, None)
+        assert followed == run_dir and 'data-status="running"' in html and 'class="point training"' in chart
+        assert not start["interactive"] and stop["interactive"] and not resume["interactive"]
+        assert "Training now" in note and "examples.csv" in note  # the running job's data, whatever is chosen
 
         assert "Stopping run" in train_tab.stop()
         wait_for(lambda: jobs.current_job() is None, what="the stop")
         progress = read_progress(run_dir)
         assert progress.status == "stopped" and 0 < progress.step < 5000
         stopped_at = progress.step
+        _, html, _, _, start, stop, resume, message, *_ = train_tab.poll(run_dir, None)
+        assert "Stopped" in html and message == ""  # "Stopping…" is replaced by the outcome
+        assert start["interactive"] and not stop["interactive"] and resume["interactive"]
 
         resumed, message = train_tab.resume(run_dir)
-        assert resumed == run_dir and "Resuming" in message
+        assert resumed == run_dir and "Resumed" in message
         wait_for(lambda: read_progress(run_dir).step > stopped_at, what="steps after the resume")
     finally:
         job = jobs.stop_training(force=True)
@@ -87,6 +92,7 @@ def test_the_plan_comes_from_the_dry_run(examples, stored_tiny):
     plan = train_tab.show_plan(str(examples), stored_tiny, "quick-test",
                                *settings_form.values(iters=20, max_seq_len=64, compile=False))
     assert "20 steps" in plan and "MB" in plan
+    assert plan.index("float32") > plan.index("<summary>Details</summary>")  # the precision is for experts
     assert not any(paths.runs_dir().iterdir())  # nothing is kept
 
 

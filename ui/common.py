@@ -12,9 +12,23 @@ from localsft.errors import UserError
 from localsft.platform.threads import iterate_in_thread
 
 
+# The library's messages name CLI flags; in the app they name the app's own controls.
+APP_WORDS = [("Choose them with --input-col and --output-col", "Choose them with the Input column and Output "
+              "column pickers"), ("--input-col", "the Input column picker"), ("--output-col", "the Output column picker"),
+             ("--system-col", "the System column picker"), ("--set", "Advanced settings"), ("--data", "the Data tab"),
+             ("--model", "the Model picker"), ("--recipe", "the Recipe picker")]
+
+
+def app_words(message: str) -> str:
+    """A library message with each CLI flag replaced by the app control that does the same."""
+    for flag, control in APP_WORDS:
+        message = message.replace(flag, control)
+    return message
+
+
 def _plain(err: Exception) -> gr.Error:
     if isinstance(err, UserError):
-        return gr.Error(str(err), print_exception=False)
+        return gr.Error(app_words(str(err)), print_exception=False)
     return gr.Error(f"Something went wrong: {type(err).__name__}: {err}".rstrip(": "), print_exception=False)
 
 
@@ -50,14 +64,23 @@ def tokenizer_for(model: str | None):
     return load_tokenizer(model)
 
 
-def finished_run_choices() -> list[tuple[str, str]]:
-    """(label, name) of the runs that have an adapter to compare or export; one still training
-    says so, with its step."""
-    from localsft.runs.jobs import list_runs
+def run_label(run) -> str:
+    """How the lists name a run: its friendly name, and "still training (step 12 of 30)" while it trains."""
+    from localsft.runs.names import display_name
     from localsft.runs.status import RUNNING, STARTING
 
-    return [(f"{r.name}: still training (step {r.step} of {r.steps})" if r.status in (RUNNING, STARTING)
-             else r.name, r.name) for r in list_runs() if (r.path / "adapters").is_dir()]
+    name = display_name(run.path)
+    if run.status in (RUNNING, STARTING):
+        return f"{name} (still training: step {run.step} of {run.steps})"
+    return name
+
+
+def finished_run_choices() -> list[tuple[str, str]]:
+    """(label, folder name) of the runs that have an adapter to compare or export; a run that is
+    still training is offered only under a label that says so."""
+    from localsft.runs.jobs import list_runs
+
+    return [(run_label(r), r.name) for r in list_runs() if (r.path / "adapters").is_dir()]
 
 
 def run_dropdown(selected: str | None):

@@ -6,23 +6,24 @@ every two seconds, so a reload or a second tab shows the same running job.
 
 from __future__ import annotations
 
-import html
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
-import pandas as pd
 
 from localsft import paths
 from localsft.errors import UserError
 from localsft.runs import jobs
-from localsft.runs.folder import JOB_LOG
-from localsft.runs.status import RUNNING, Progress, read_progress
-from localsft_ui import browser_input, served_files, settings_form
+from localsft.runs.folder import JOB_LOG, RunFolder
+from localsft.runs.names import display_name
+from localsft.runs.status import read_progress
+from localsft_ui import browser_input, served_files, settings_form, train_status
+from localsft_ui import verdict as verdict_ui
 from localsft_ui.common import plain_errors
 
 POLL_SECONDS = 2.0
+JARGON = ("rank", "lora", "block", "epoch", "fp32", "logits", "learning rate")  # kept behind "Details"
 
 
 # ---- choices ----------------------------------------------------------------------------------
@@ -48,7 +49,11 @@ def recipe_info(name: str | None) -> str:
     if not browser_input.recipe_name(name):
         return "The trainer's default settings."
     recipe = load_recipe(name)
-    return f"**{recipe.name}**: {recipe.description}  \n_Time here: {recipe.time_hint}_"
+    purpose, _, how = recipe.description.partition(" - ")
+    if not any(word in how.lower() for word in JARGON):
+        return f"**{recipe.name}**: {recipe.description}  \n_Time here: {recipe.time_hint}_"
+    return (f"**{recipe.name}**: {purpose}.  \n_Time here: {recipe.time_hint}_"
+            f"\n\n<details><summary>Details</summary>{how}</details>")  # "LoRA rank 8 on the last 16 blocks"
 
 
 def build_config(data_file: str | None, model: str | None, recipe: str | None, *settings):
@@ -80,12 +85,6 @@ def add_model(source: str, gguf_file: str | None, progress=gr.Progress()):
     return gr.update(choices=model_choices(), value=info.name), f"Added **{info.name}** ({info.architecture})."
 
 
-def data_label(data_file: str | None) -> str:
-    if not data_file:
-        return "**Examples:** none chosen yet: pick them in the **Data** tab (task recipes bring their own)."
-    return f"**Examples:** `{Path(data_file).name}`"
-
-
 def training_data(data_file: str | None, recipe: str | None) -> str:
     """The examples chosen in the Data tab, else the task recipe's own example set."""
     if data_file:
@@ -103,13 +102,29 @@ def training_data(data_file: str | None, recipe: str | None) -> str:
 def show_plan(data_file, model, recipe, *settings, progress=gr.Progress()):
     config = build_config(data_file, model, recipe, *settings)
     progress(0.2, desc="Loading the model and measuring this machine's speed…")
-    return "```\n" + jobs.dry_run(config) + "\n```"
+    plan = jobs.dry_run(config)
+    plain = [line for line in plan.splitlines() if line.strip() and not line.startswith("[")]  # "[model: fp32]"
+    return "\n\n".join(plain) + f"\n\n<details><summary>Details</summary>\n\n```\n{plan}\n```\n</details>"
 
 
 @plain_errors
-def start(data_file, model, recipe, *settings):
-    job = jobs.start_training(build_config(data_file, model, recipe, *settings))
-    return str(job.run_dir), f"Started run **{job.name}**."
+def start(data_file, model, recipe, *settings, format_check: dict | None = None, name: str = ""):
+    """Start a training; `name` (optional) is the run's friendly name, `format_check` the house style."""
+    from localsft.runs.names import check_name, set_friendly_name
+
+    check_name(name)  # before anything starts
+    config = build_config(data_file, model, recipe, *settings)
+    if format_check:  # the Data tab's house style becomes the run's format check
+        config = config.replace(format_check=format_check)
+    job = jobs.start_training(config)
+    kept = set_friendly_name(job.run_dir, name) if (name or "").strip() else None
+    return str(job.run_dir), f"Started run **{kept or job.name}** on `{Path(config.data).name}`."
+
+
+def start_from_page(format_check: dict | None, *values):
+    """The Start button: the house style (a state), the page's fields, then the run's name."""
+    *fields, name = values
+    return start(*fields, format_check=format_check, name=name)
 
 
 @plain_errors
@@ -117,7 +132,7 @@ def stop():
     job = jobs.stop_training()
     if job is None:
         raise UserError("No training is running.")
-    return f"Stopping run **{job.name}** after the current step…"
+    return f"Stopping run **{display_name(job.run_dir)}** after the current step…"
 
 
 @plain_errors
@@ -125,71 +140,56 @@ def resume(run_dir: str | None):
     if not run_dir:
         raise UserError("There is no run to resume yet: start one, or open one from the Runs tab.")
     job = jobs.resume_training(browser_input.run_folder(run_dir))
-    return str(job.run_dir), f"Resuming run **{job.name}**."
+    return str(job.run_dir), f"Resumed run **{display_name(job.run_dir)}**."
 
 
-# ---- rendering the event log ------------------------------------------------------------------
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
-
-
-def progress_html(p: Progress) -> str:
-    words = p.sentence
-    detail = f"Step {p.step} of {p.steps}" if p.steps else ""
-    if p.status == RUNNING:
-        detail += f" · about {_duration(p.eta_s)} left"
-        if p.tokens_per_s:
-            detail += f" · {p.tokens_per_s:.0f} tokens/s"
-    if p.best_val_loss is not None:
-        detail += f" · best validation loss {p.best_val_loss:.4f}"
-    detail = detail.removeprefix(" · ")
-    message = f"<div>{html.escape(p.message)}</div>" if p.message else ""
-    return (f'<div id="train-progress" data-status="{p.status}"><b>{html.escape(p.run_dir.name)}</b>: '
-            f'{words}<br><progress value="{p.step}" max="{max(p.steps, 1)}" style="width:100%"></progress>'
-            f"<div>{detail}</div>{message}</div>")
-
-
-def loss_frame(p: Progress) -> pd.DataFrame | None:
-    """Training and validation loss by step; None before the first point (Gradio 6.31's line
-    plot draws no lines after it was once given an empty table)."""
-    rows = [(s, v, "training") for s, v in p.losses] + [(s, v, "validation") for s, v in p.val_losses]
-    return pd.DataFrame(rows, columns=["step", "loss", "series"]) if rows else None
-
-
-def samples_markdown(p: Progress) -> str:
-    if not p.samples:
-        return ""
-    parts = [f"**Sample answers (step {p.step})**"]
-    for s in p.samples:
-        parts.append(f"> {s.get('prompt', '')}\n\n{s.get('answer', '')}")
-    return "\n\n".join(parts)
-
-
-def poll(run_dir: str | None):
+# ---- following the run ------------------------------------------------------------------------
+def poll(run_dir: str | None, data_file: str | None = None):
     """The followed run's progress; a running job (from any tab) takes over, which is the re-attach."""
     job = jobs.current_job()
     if job is not None:
         run_dir = str(job.run_dir)
+    note = train_status.data_note(data_file, job)
     if not run_dir or not Path(run_dir).is_dir():
-        return None, "", None, ""
+        return (None, "", "", "", *train_status.buttons(None, job), gr.update(), note,
+                *train_status.result_area(None, False))
     p = read_progress(run_dir)
-    return run_dir, progress_html(p), loss_frame(p), samples_markdown(p)
+    note = train_status.data_note(data_file, job, closing=p.done, shown_run=run_dir)
+    events = RunFolder(Path(run_dir)).events()
+    message = gr.update() if job is not None else ""  # "Stopping…" / "Started…" end with the run
+    return (run_dir, train_status.progress_html(p, events), train_status.chart_html(p), train_status.samples_html(p),
+            *train_status.buttons(p, job), message, note, *train_status.result_area(p, job is not None))
 
 
-def attach(run_dir: str | None):
+def attach(run_dir: str | None, data_file: str | None = None):
     """A page opens (or reloads): follow the running job, else show the latest run."""
     if run_dir is None and jobs.current_job() is None:
         runs = [p for p in paths.runs_dir().iterdir() if (p / JOB_LOG).exists()]
         run_dir = str(max(runs, key=lambda p: p.stat().st_mtime)) if runs else None
-    return poll(run_dir)
+    return poll(run_dir, data_file)
 
 
-def build(data_file: gr.State) -> SimpleNamespace:
+@plain_errors
+def check_result(run_dir: str | None, progress=gr.Progress()):
+    """Evaluate the finished run on its examples kept aside; returns the verdict card."""
+    from localsft.evaluation.evaluate import evaluate_run
+    from localsft.inference.generate import SamplingSettings
+
+    if not run_dir:
+        raise UserError("Train a run first.")
+    progress(0.05, desc="Loading the model…")
+    stages = {"answers": "Both models answer the examples kept aside", "loss": "Scoring the answers",
+              "probes": "Asking general-knowledge questions"}
+    report = evaluate_run(RunFolder.open(run_dir), settings=SamplingSettings(max_tokens=128),
+                          probe_limit=verdict_ui.PROBE_LIMIT,
+                          on_event=lambda e: progress(e.done / max(e.total, 1),
+                                                      desc=f"{stages.get(e.stage, e.stage)} ({e.done}/{e.total})…"))
+    return verdict_ui.card_html(report.to_dict())
+
+
+def build(data_file: gr.State, style: gr.State | None = None) -> SimpleNamespace:
     with gr.Tab("Train", id="train"):
-        data_note = gr.Markdown(data_label(None))
+        data_note = gr.Markdown(train_status.data_note(None, None), elem_id="train-data")
         with gr.Row():
             with gr.Column():
                 model = gr.Dropdown(label="Model", choices=model_choices(), value=paths.DEFAULT_MODEL,
@@ -207,28 +207,37 @@ def build(data_file: gr.State) -> SimpleNamespace:
                 recipe_note = gr.Markdown(recipe_info(choices[0][1] if choices else None))
         with gr.Accordion("Advanced settings (blank: the recipe's value)", open=False):
             advanced = settings_form.build()
+        run_name = gr.Textbox("", label="Name this run (optional; shown in every list, export and model card)",
+                              placeholder="Spring taglines", elem_id="train-name")
         with gr.Row():
             plan_btn = gr.Button("Show the plan")
             start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
-            stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
-            resume_btn = gr.Button("Resume")
+            stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop", interactive=False)
+            resume_btn = gr.Button("Resume", elem_id="train-resume", interactive=False)
         message = gr.Markdown(elem_id="train-message")
         plan = gr.Markdown()
         status = gr.HTML(elem_id="train-status")
-        chart = gr.LinePlot(None, x="step", y="loss", color="series",
-                            title="Loss", elem_id="loss-chart", height=300)
-        samples = gr.Markdown(elem_id="train-samples")
+        with gr.Row():
+            check_btn = gr.Button("Check the result", variant="primary", visible=False, elem_id="train-check")
+            to_compare = gr.Button("Try it in Compare →", visible=False, elem_id="train-to-compare")
+        card = gr.HTML(elem_id="train-verdict")
+        chart = gr.HTML(elem_id="loss-chart")
+        samples = gr.HTML(elem_id="train-samples")
         run_dir = gr.State(None)
         timer = gr.Timer(POLL_SECONDS)
 
     inputs = [data_file, model, recipe, *advanced]
-    data_file.change(data_label, data_file, data_note)
     recipe.change(plain_errors(recipe_info), recipe, recipe_note)
     add_btn.click(add_model, [source, gguf], [model, add_note])
     plan_btn.click(show_plan, inputs, plan)
-    start_btn.click(start, inputs, [run_dir, message])
+    style = style or gr.State(None)
+    start_btn.click(start_from_page, [style, *inputs, run_name], [run_dir, message], api_name="start")
     stop_btn.click(stop, None, message)
     resume_btn.click(resume, run_dir, [run_dir, message])
-    outputs = [run_dir, status, chart, samples]
-    timer.tick(poll, run_dir, outputs, show_progress="hidden")
-    return SimpleNamespace(model=model, run_dir=run_dir, outputs=outputs, attach=attach)
+    outputs = [run_dir, status, chart, samples, start_btn, stop_btn, resume_btn, message, data_note,
+               card, check_btn, to_compare]
+    timer.tick(poll, [run_dir, data_file], outputs, show_progress="hidden")
+    data_file.change(poll, [run_dir, data_file], outputs, show_progress="hidden")
+    check_btn.click(check_result, run_dir, card, concurrency_id="generate", concurrency_limit=1)
+    return SimpleNamespace(model=model, run_dir=run_dir, data_file=data_file, outputs=outputs, attach=attach,
+                           to_compare=to_compare)

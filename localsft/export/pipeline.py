@@ -23,6 +23,7 @@ from localsft.export.merge import Tuned, fuse, load_tuned
 from localsft.manifest import MANIFEST, Manifest, move_in, writable_folder
 from localsft.runs.folder import RunFolder
 from localsft.runs.lock import writes_run
+from localsft.runs.names import display_name
 
 FORMATS = ("adapter", "peft", "mlx", "hf", "gguf")  # adapter formats first: they need the unfused model
 FUSED_FORMATS = ("mlx", "hf", "gguf")
@@ -169,6 +170,7 @@ def export_run(run_dir: str | Path, fmt: str = "all", out: str | Path | None = N
         _check_out(_out_dir(run, name, out, len(formats) > 1, quantize))
     say(f"loading the base model and the adapter of run {run.name}")
     tuned = load_tuned(run, dtype)
+    tuned.name = display_name(run.path)
     ref = _Reference(run, tuned)
     results, refused = [], []
     for name in formats:
