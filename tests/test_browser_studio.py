@@ -12,7 +12,7 @@ import re
 
 import pytest
 from support.browser import ROOT, browser_page, open_tab, running_app, shot
-from fake_run import make_run
+from support.runs import make_run
 
 from localsft import paths
 from localsft.runs import jobs

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from fake_run import make_run
+from support.runs import make_run
 
 from localsft import paths
 from localsft.cli import main

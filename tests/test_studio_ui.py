@@ -6,10 +6,11 @@ import json
 import time
 
 import pytest
-from fake_run import make_run
+from support.runs import make_run
 
 from localsft import paths
 from localsft.runs import jobs
+from localsft.runs.status import Progress, read_progress
 from localsft.runs.names import set_friendly_name
 from localsft_ui import common, compare_tab, data_tab, eta, house_style, loss_chart, train_status
 
@@ -60,7 +61,7 @@ def test_loss_chart_shows_the_first_point_whole_steps_and_nothing_before():
 
 
 def test_sample_answers_keep_their_line_breaks():
-    p = jobs.Progress(paths.runs_dir() / "r", samples=[{"prompt": "Two lines?", "answer": "First line\nSecond <b>"}])
+    p = Progress(paths.runs_dir() / "r", samples=[{"prompt": "Two lines?", "answer": "First line\nSecond <b>"}])
     shown = train_status.samples_html(p)
     assert "white-space:pre-wrap" in shown and "First line\nSecond &lt;b&gt;" in shown
 
@@ -96,8 +97,6 @@ def test_house_style_preview_counts_the_users_own_answers(tiny_model_dir):
     spec, shown = house_style.check_style(report, "Subject:", "", "", None, "")
     assert spec == {"starts_with": "Subject:"} and "2 of 3 of your answers" in shown and "Row 4" in shown
     assert house_style.quiet_spec("", "", "", None, "(") is None  # an unfinished pattern counts as none
-    from localsft_ui import train_tab
-    assert train_tab.with_style([], spec) == ['format_check={"starts_with": "Subject:"}']
 
 
 @pytest.fixture
@@ -130,9 +129,10 @@ def test_a_run_still_training_is_offered_only_as_such(run_name, tiny_model_dir, 
     (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in [
         {"type": "started", "steps": 30, "time": time.time()},
         {"type": "step", "step": 12, "steps": 30, "loss": 2.0, "time": time.time()}]))
-    assert common.finished_run_choices() == [("Spring taglines", run_name)]
-    monkeypatch.setattr(jobs, "current_job", lambda: jobs.Job(1, folder, time.time()))
-    assert common.finished_run_choices() == [("Spring taglines (still training: step 12 of 30)", run_name)]
+    from localsft.runs.lock import lock_run
+
+    with lock_run(folder, "training"):  # what the trainer holds while it trains
+        assert common.finished_run_choices() == [("Spring taglines (still training: step 12 of 30)", run_name)]
 
 
 def test_a_named_run_and_its_exports_stay_listed_with_their_sizes(run_name):
@@ -154,13 +154,13 @@ def test_a_named_run_and_its_exports_stay_listed_with_their_sizes(run_name):
 def test_a_finished_training_still_exiting_offers_no_button():
     folder = paths.runs_dir() / "r"
     job = jobs.Job(1, folder, time.time())
-    done = jobs.Progress(folder, status="finished")
+    done = Progress(folder, status="finished")
     assert not any(u["interactive"] for u in train_status.buttons(done, job))
     assert "Finishing" in train_status.data_note(None, job, closing=True)
     folder.mkdir(parents=True)
     (folder / "config.yaml").write_text("data: /somewhere/brand_voice.csv\n")
     assert "the run below trained on `brand_voice.csv`" in train_status.data_note(None, None, shown_run=folder)
-    start, stop, resume = train_status.buttons(jobs.Progress(folder, status="stopped"), None)
+    start, stop, resume = train_status.buttons(Progress(folder, status="stopped"), None)
     assert start["interactive"] and not stop["interactive"] and resume["interactive"]
 
 
@@ -172,7 +172,7 @@ def test_check_the_result_gives_the_verdict_card(run_name):
     assert (paths.runs_dir() / run_name / "eval.json").exists()  # kept: Compare shows it too
     folder = paths.runs_dir() / run_name
     (folder / "events.jsonl").write_text(json.dumps({"type": "finished", "step": 3, "time": time.time()}) + "\n")
-    shown, check, to_compare = train_status.result_area(jobs.read_progress(folder, running=False), False)
+    shown, check, to_compare = train_status.result_area(read_progress(folder), False)
     assert shown == card and check["visible"] and to_compare["visible"]
 
 

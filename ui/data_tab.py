@@ -168,18 +168,25 @@ def check_file(path: str | None, input_col: str | None, output_col: str | None, 
     """Check the examples file; returns every output of the report area. A file that cannot be
     used replaces the previous report with the reason (nothing of the previous file stays)."""
     from localsft.data.isolated import check_isolated
+    from localsft.data.mapping import ColumnsUnknown
 
     path = browser_input.data_file(path)
     progress(0.1, desc="Reading and checking the examples…")
     try:  # read in a child process: a crafted file cannot take the app down
         report = check_isolated(path, tokenizer=tokenizer_for(model))
+        columns = report.stats.get("columns") or []
+    except ColumnsUnknown as err:  # readable, but the user picks the columns (from these)
+        report, columns = None, err.columns
+        if not (input_col and output_col):
+            return rejected(path, err, columns)
     except UserError as err:
         return rejected(path, err, [])
-    columns = report.stats.get("columns") or []
     try:
         mapping = _mapping(columns, input_col, output_col, system_col)
         if mapping is not None:  # columns chosen by hand
             report = check_isolated(path, tokenizer=tokenizer_for(model), mapping=mapping)
+        elif report is None:
+            raise UserError("Choose the Input column and the Output column, then press Check again.")
     except UserError as err:
         return rejected(path, err, columns)
     used = report.stats.get("mapping", {})

@@ -16,6 +16,7 @@ import resource
 import sys
 from pathlib import Path
 
+from localsft.data.mapping import ColumnsUnknown
 from localsft.errors import UserError
 
 MEMORY_LIMIT_MB = 2048  # address space of the reading process (Python and the readers take ~250 MB)
@@ -53,6 +54,8 @@ def check_isolated(path: str | Path, *, tokenizer=None, valid_fraction: float = 
                         "Split the file into smaller ones, or save it as CSV or JSON Lines.")
     if kind == "error":
         raise UserError(payload)
+    if kind == "columns":
+        raise ColumnsUnknown(*payload)
     from localsft.data.doctor import finish_check
 
     return finish_check(payload, tokenizer, valid_fraction)
@@ -70,6 +73,8 @@ def _run(send, path: str, memory_mb: int, options: dict) -> None:
         from localsft.data.doctor import read_examples
 
         send.send(("report", read_examples(path, **options)))
+    except ColumnsUnknown as err:  # readable, but the user must pick the columns: they go back with it
+        send.send(("columns", (str(err), err.columns)))
     except UserError as err:
         send.send(("error", str(err)))
     except MemoryError:

@@ -97,6 +97,14 @@ def _find(columns: list[str], names: tuple[str, ...], taken: set[str]) -> str | 
     return next((keys[n] for n in names if n in keys), None)
 
 
+class ColumnsUnknown(UserError):
+    """The file's columns are readable but none is recognised as input/output: the user picks them."""
+
+    def __init__(self, message: str, columns: list[str]) -> None:
+        super().__init__(message)
+        self.columns = list(columns)
+
+
 def detect_mapping(columns: list[str], override: ColumnMapping | None = None) -> tuple[ColumnMapping, str | None]:
     """The mapping for these columns, and a note when it had to be guessed."""
     if override and (override.input or override.output or override.chat or override.text):
@@ -125,8 +133,9 @@ def detect_mapping(columns: list[str], override: ColumnMapping | None = None) ->
         note = (f"Columns not recognised by name: using {shown(rest[0])} as the input and {shown(rest[1])} as the output "
                 "(if the first line is an example rather than column names, add a header line).")
         return ColumnMapping(rest[0], rest[1], system), note
-    raise UserError(f"Cannot tell which columns hold the inputs and the outputs (columns: {_shown_columns(columns)}). "
-                    "Choose them with --input-col and --output-col.")
+    raise ColumnsUnknown(f"Cannot tell which columns hold the inputs and the outputs "
+                         f"(columns: {_shown_columns(columns)}). Choose them with --input-col and --output-col.",
+                         columns)
 
 
 def _text(row: dict, column: str, what: str) -> str:

@@ -1,4 +1,5 @@
-"""Your house style: the required shape of an answer, described without regular expressions.
+"""Format checks: your house style (the required shape of an answer, described without regular
+expressions), a regex or a JSON schema; `format_checker` turns a run's format_check into one test.
 
 A house style is part of the run's `format_check` (the same mapping the recipes use), so the
 evaluation, the verdict and anything else that scores answers use it unchanged:
@@ -15,6 +16,8 @@ Surrounding whitespace of an answer is ignored; letter case is not.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -71,10 +74,54 @@ class StylePreview:
         return f"{self.passed} of {self.total} of your answers follow this house style."
 
 
+def _regex_check(pattern_text: str) -> Callable[[str], bool]:
+    try:
+        pattern = re.compile(pattern_text, re.DOTALL)
+    except re.error as err:
+        raise UserError(f"The recipe's format_check regex is invalid: {err}") from None
+    return lambda text: pattern.fullmatch(text.strip()) is not None
+
+
+def _json_schema_check(schema: dict) -> Callable[[str], bool]:
+    import jsonschema
+
+    try:
+        validator = jsonschema.validators.validator_for(schema)(schema)
+        validator.check_schema(schema)
+    except jsonschema.SchemaError as err:
+        raise UserError(f"The recipe's format_check JSON schema is invalid: {err.message}") from None
+
+    def is_valid(text: str) -> bool:
+        try:
+            return validator.is_valid(json.loads(text.strip()))
+        except json.JSONDecodeError:
+            return False
+
+    return is_valid
+
+
+def format_checker(spec: dict | None) -> Callable[[str], bool] | None:
+    """A function telling whether an answer has the recipe's format, or None without a check.
+
+    spec: {"regex": PATTERN} (the whole trimmed answer must match),
+    {"json_schema": SCHEMA} (the trimmed answer must be JSON valid against the schema), and/or
+    house-style rules (localsft.evaluation.house_style); an answer must pass all of them.
+    """
+    if not spec:
+        return None
+    checks = list(rule_checks(spec).values())  # house-style rules: starts_with, max_length, ...
+    if "regex" in spec:
+        checks.append(_regex_check(spec["regex"]))
+    if "json_schema" in spec:
+        checks.append(_json_schema_check(spec["json_schema"]))
+    if not checks:
+        raise UserError("format_check needs a house-style rule (starts_with, line_starts_with, ends_with, "
+                        "max_length), a 'regex' or a 'json_schema' key.")
+    return lambda text: all(check(text.strip()) for check in checks)
+
+
 def preview(spec: dict | None, answers: list[str], rows: list[int] | None = None, limit: int = 5) -> StylePreview:
     """Check the house style on the user's own answers; rows: the spreadsheet row of each answer."""
-    from localsft.evaluation.metrics import format_checker
-
     format_checker(spec)  # a bad rule or regex is a UserError before anything is counted
     rules = dict(rule_checks(spec or {}))
     if spec and ("regex" in spec or "json_schema" in spec):

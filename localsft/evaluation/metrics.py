@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 
 from localsft.errors import UserError
+from localsft.evaluation.house_style import format_checker  # noqa: F401  (the format check lives there)
 
 
 def normalize(text: str) -> str:
@@ -37,54 +38,6 @@ def sentence_chrf(prediction: str, reference: str) -> float:
     from sacrebleu.metrics import CHRF
 
     return float(CHRF().sentence_score(prediction, [reference]).score)
-
-
-def _regex_check(pattern_text: str) -> Callable[[str], bool]:
-    try:
-        pattern = re.compile(pattern_text, re.DOTALL)
-    except re.error as err:
-        raise UserError(f"The recipe's format_check regex is invalid: {err}") from None
-    return lambda text: pattern.fullmatch(text.strip()) is not None
-
-
-def _json_schema_check(schema: dict) -> Callable[[str], bool]:
-    import jsonschema
-
-    try:
-        validator = jsonschema.validators.validator_for(schema)(schema)
-        validator.check_schema(schema)
-    except jsonschema.SchemaError as err:
-        raise UserError(f"The recipe's format_check JSON schema is invalid: {err.message}") from None
-
-    def is_valid(text: str) -> bool:
-        try:
-            return validator.is_valid(json.loads(text.strip()))
-        except json.JSONDecodeError:
-            return False
-
-    return is_valid
-
-
-def format_checker(spec: dict | None) -> Callable[[str], bool] | None:
-    """A function telling whether an answer has the recipe's format, or None without a check.
-
-    spec: {"regex": PATTERN} (the whole trimmed answer must match),
-    {"json_schema": SCHEMA} (the trimmed answer must be JSON valid against the schema), and/or
-    house-style rules (localsft.evaluation.house_style); an answer must pass all of them.
-    """
-    from localsft.evaluation.house_style import rule_checks
-
-    if not spec:
-        return None
-    checks = list(rule_checks(spec).values())  # house-style rules: starts_with, max_length, ...
-    if "regex" in spec:
-        checks.append(_regex_check(spec["regex"]))
-    if "json_schema" in spec:
-        checks.append(_json_schema_check(spec["json_schema"]))
-    if not checks:
-        raise UserError("format_check needs a house-style rule (starts_with, line_starts_with, ends_with, "
-                        "max_length), a 'regex' or a 'json_schema' key.")
-    return lambda text: all(check(text.strip()) for check in checks)
 
 
 def _words(text: str) -> str:
