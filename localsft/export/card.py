@@ -17,7 +17,9 @@ from localsft.export.check import CheckResult
 from localsft.export.merge import Tuned, base_license, base_reference
 from localsft.runs.folder import RunFolder
 
-_LIBRARY = {"mlx": "mlx", "adapter": "mlx", "peft": "peft", "hf": "transformers", "gguf": "gguf"}
+# Hub library names (https://huggingface.co/docs/hub/models-libraries); GGUF repos have none: the Hub
+# recognizes .gguf files by themselves.
+_LIBRARY = {"mlx": "mlx", "adapter": "mlx", "peft": "peft", "hf": "transformers"}
 _MAX_TEXT = 80  # longer config strings (prompts, paths) are left out of the card
 
 
@@ -81,17 +83,30 @@ def eval_table(results) -> str:
     return table + ("\n\n" + ", ".join(notes) if notes else "")
 
 
+def _local_base_loader(tuned: Tuned) -> str:
+    """Python that loads the run's local base in transformers (from its GGUF when it was imported from one)."""
+    source = (_read_json(tuned.base_path / "localsft.json") or {}).get("source") or ""
+    if source.lower().endswith(".gguf"):
+        gguf = Path(source)
+        return f'AutoModelForCausalLM.from_pretrained("{gguf.parent}", gguf_file="{gguf.name}")'
+    return f'AutoModelForCausalLM.from_pretrained("{tuned.base_path}")'
+
+
 def usage(fmt: str, out: Path, tuned: Tuned, gguf_name: str = "model.gguf") -> str:
     """How to load this export in the tools people use."""
     base = base_reference(tuned)
     lines = {
         "mlx": ["```bash", f"mlx_lm.generate --model {out} --prompt \"Hello\"", "```"],
-        "adapter": ["```bash", f"mlx_lm.generate --model {base} --adapter-path {out} --prompt \"Hello\"", "```"],
+        "adapter": ["```bash", f"mlx_lm.generate --model {base} --adapter-path {out} --prompt \"Hello\"",
+                    "# offline, on the base in your localsft store:",
+                    f"mlx_lm.generate --model {tuned.base_path} --adapter-path {out} --prompt \"Hello\"", "```"],
         "hf": ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer",
                f"model = AutoModelForCausalLM.from_pretrained(\"{out}\")",
                f"tokenizer = AutoTokenizer.from_pretrained(\"{out}\")", "```"],
         "peft": ["```python", "from peft import PeftModel", "from transformers import AutoModelForCausalLM",
                  f"base = AutoModelForCausalLM.from_pretrained(\"{base}\")",
+                 f"model = PeftModel.from_pretrained(base, \"{out}\")",
+                 "# offline, on the local base:", f"base = {_local_base_loader(tuned)}",
                  f"model = PeftModel.from_pretrained(base, \"{out}\")", "```"],
         "gguf": ["```bash", f"cd {out} && ollama create my-model -f Modelfile && ollama run my-model",
                  f"lms import {out / gguf_name}   # LM Studio (or drag the file into its My Models tab)",
@@ -106,7 +121,11 @@ def model_card(run: RunFolder, tuned: Tuned, fmt: str, out: Path, check: CheckRe
     base = base_reference(tuned)
     license_ = base_license(tuned)
     front = {"base_model": base} if _is_repo_id(base) else {}
-    front.update({"library_name": _LIBRARY[fmt], "tags": ["localsft", tuned.fine_tune_type, fmt]})
+    if fmt in _LIBRARY:
+        front["library_name"] = _LIBRARY[fmt]
+    front["pipeline_tag"] = "text-generation"
+    # a merged model is a plain model: only adapter formats are tagged with the method (lora, dora)
+    front["tags"] = ["localsft", tuned.fine_tune_type, fmt] if fmt in ("adapter", "peft") else ["localsft", fmt]
     if license_:
         front["license"] = license_
     lora = tuned.adapter_config.get("lora_parameters", {})

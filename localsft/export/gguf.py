@@ -14,11 +14,12 @@ import json
 import tempfile
 from pathlib import Path
 
+import mlx.core as mx
 import numpy as np
 
 from localsft.errors import UserError
 from localsft.export.layout import chat_template, end_of_turn_ids
-from localsft.export.merge import Tuned, base_license, float_weights, load_base
+from localsft.export.merge import Tuned, base_license, float_weights
 from localsft.export.ollama import write_modelfile
 
 SUPPORTED = ("llama", "mistral")
@@ -103,6 +104,13 @@ def _add_hparams(writer, tuned: Tuned, kind: str) -> None:
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
+def adds_bos(tuned: Tuned) -> bool:
+    """Whether the tokenizer starts every text with its BOS token (llama.cpp's add_bos_token)."""
+    hf = getattr(tuned.tokenizer, "_tokenizer", tuned.tokenizer)
+    bos = tuned.tokenizer.get_vocab().get(hf.bos_token) if hf.bos_token else None
+    return bos is not None and list(tuned.tokenizer.encode("a"))[:1] == [bos]
+
+
 def _add_tokenizer(writer, tuned: Tuned) -> None:
     meta = tokenizer_metadata(tuned)
     writer.add_tokenizer_model("gpt2")
@@ -119,8 +127,7 @@ def _add_tokenizer(writer, tuned: Tuned) -> None:
                        (writer.add_unk_token_id, hf.unk_token)):
         if token in vocab:
             add(vocab[token])
-    bos = vocab.get(hf.bos_token) if hf.bos_token else None
-    writer.add_add_bos_token(bos is not None and list(tuned.tokenizer.encode("a"))[:1] == [bos])
+    writer.add_add_bos_token(adds_bos(tuned))
     if chat_template(tuned.tokenizer):
         writer.add_chat_template(chat_template(tuned.tokenizer))
 
@@ -153,10 +160,17 @@ def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
 
 
 def reload(tuned: Tuned, out: Path):
-    """The GGUF file read back with localsft's GGUF importer (as `localsft models add` would)."""
+    """The GGUF file read back with localsft's GGUF importer, its weights as stored (f16, q8_0 as 8-bit).
+
+    The closest MLX gets to llama.cpp's own arithmetic; the tests also run the file in real llama.cpp.
+    """
+    import mlx_lm
+
     from localsft.models.gguf_import import import_gguf
 
     with tempfile.TemporaryDirectory() as tmp:
         import_gguf(next(out.glob("*.gguf")), Path(tmp))
-        model, tokenizer, *_ = load_base(Path(tmp))
+        model, tokenizer = mlx_lm.load(tmp)
+        mx.eval(model.parameters())
+    model.eval()
     return model, tokenizer
