@@ -105,10 +105,22 @@ def _add_hparams(writer, tuned: Tuned, kind: str) -> None:
 
 
 def adds_bos(tuned: Tuned) -> bool:
-    """Whether the tokenizer starts every text with its BOS token (llama.cpp's add_bos_token)."""
+    """Whether llama.cpp should start every text with the BOS token (add_bos_token).
+
+    Only when the tokenizer does so and the chat template starts with it too: a template without
+    BOS (Phi-3) means the model was trained on conversations without one.
+    """
     hf = getattr(tuned.tokenizer, "_tokenizer", tuned.tokenizer)
     bos = tuned.tokenizer.get_vocab().get(hf.bos_token) if hf.bos_token else None
-    return bos is not None and list(tuned.tokenizer.encode("a"))[:1] == [bos]
+    if bos is None or list(tuned.tokenizer.encode("a"))[:1] != [bos]:
+        return False
+    if not chat_template(tuned.tokenizer):
+        return True
+    try:
+        text = tuned.tokenizer.apply_chat_template([{"role": "user", "content": "a"}], tokenize=False)
+    except Exception:  # a template that rejects this chat: keep the tokenizer's own rule
+        return True
+    return text.startswith(hf.bos_token)
 
 
 def _add_tokenizer(writer, tuned: Tuned) -> None:
