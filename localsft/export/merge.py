@@ -135,7 +135,10 @@ def quantize(model: nn.Module, config: dict, bits: int, group_size: int = 32) ->
 def copy_model(model: nn.Module, dtype: str | None = None) -> nn.Module:
     """A second model object sharing (or casting) the weights, to quantize without touching the first."""
     copy = type(model)(model.args)
-    copy.load_weights(list(tree_flatten(model.parameters())), strict=True)
+    weights = dict(tree_flatten(model.parameters()))
+    if hasattr(copy, "sanitize"):  # as mlx_lm.load does: e.g. Gemma 3 drops its lm_head when tied
+        weights = copy.sanitize(weights)
+    copy.load_weights(list(weights.items()), strict=True)
     if dtype is not None:
         cast_floats(copy, dtype)
     copy.eval()

@@ -115,10 +115,13 @@ def mlx_lm_config(config: dict) -> dict:
     mlx-lm 0.32 reads `rope_theta` / `rope_scaling` / `rope_local_base_freq` and silently
     falls back to its defaults, which runs the model with the wrong positions.
     """
+    config = dict(config)
+    layer_types = config.get("layer_types")
+    if isinstance(layer_types, list) and "full_attention" in layer_types:  # Gemma 3: 5 local layers, 1 global
+        config.setdefault("sliding_window_pattern", layer_types.index("full_attention") + 1)
     rope = config.get("rope_parameters")
     if not isinstance(rope, dict):
         return config
-    config = dict(config)
     full, local = rope.get("full_attention", rope), rope.get("sliding_attention")
     if "rope_theta" in full:
         config.setdefault("rope_theta", full["rope_theta"])
