@@ -37,7 +37,7 @@ CHATS = [
      {"role": "user", "content": "Question: what is two plus two?"},
      {"role": "assistant", "content": "Answer: four."}],
 ]
-GGUF_FAMILIES = ("llama3", "qwen2.5", "qwen3", "mistral")
+GGUF_FAMILIES = ("llama3", "qwen2.5", "qwen3", "gemma2", "mistral")
 
 
 @dataclass
@@ -154,11 +154,14 @@ def test_gguf_export_runs_in_real_llama_cpp_like_mlx(prepared, tmp_path):
              for c in _chats(prepared.family)]
     answer = run_llama_cpp(result.path / "model-f32.gguf", tokenize=texts,
                            prompts=[{"tokens": ids, "logits": True} for ids in prepared.ids])
-    for text, ids in zip(texts, answer["tokenized"]):  # llama.cpp adds the BOS itself when the model wants one
-        assert ids == list(tuned.tokenizer.encode(text, add_special_tokens=False)) or \
-            ids == list(tuned.tokenizer.encode(text))
+    space = tuned.tokenizer.get_vocab().get("▁")
+    for text, ids in zip(texts, answer["tokenized"]):
+        want = list(tuned.tokenizer.encode(text, add_special_tokens=False))
+        if prepared.family.name == "mistral":  # llama.cpp puts SentencePiece's leading space after <s> too
+            want = want[:1] + [space] + want[1:]
+        assert ids == want
     got = [np.array(p["logits"], dtype=np.float32) for p in answer["prompts"]]
-    _assert_close(got, prepared.reference, 2e-3)
+    _assert_close(got, prepared.reference, 1e-2)  # llama.cpp keeps its KV cache in f16
 
 
 def _conversations(family) -> list[list[dict]]:

@@ -1,16 +1,15 @@
 """`gguf` export: one GGUF file (f16; q8_0 with --quantize 8; f32 with --dtype float32) for llama.cpp,
 Ollama and LM Studio.
 
-Written with the `gguf` package (llama.cpp's own writer library). Tensor names and
-llama.cpp's q/k row permutation come from mlx-lm's GGUF helpers; the tokenizer is
-stored as llama.cpp's byte-level BPE ("gpt2") with merges, token types, special ids
-and the chat template, so llama.cpp tokenizes and formats chats like the base model.
+Written with the `gguf` package (llama.cpp's own writer library), in llama.cpp's names and
+conventions for each architecture (q/k row order for llama, 1 + w norms for Gemma). The
+tokenizer (gguf_vocab.py), special ids and the chat template go with it, so llama.cpp
+tokenizes and formats chats like the base model.
 An Ollama Modelfile is written beside it (see ollama.py).
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
@@ -18,12 +17,24 @@ import mlx.core as mx
 import numpy as np
 
 from localsft.errors import UserError
+from localsft.export.gguf_vocab import tokenizer_metadata
 from localsft.export.layout import chat_template, end_of_turn_ids
 from localsft.export.merge import Tuned, base_license, float_weights
 from localsft.export.ollama import write_modelfile
 
-SUPPORTED = ("llama", "mistral")
-_CONTROL, _USER_DEFINED, _NORMAL, _UNUSED = 3, 4, 1, 5
+# model_type -> (llama.cpp architecture, q/k rows permuted for llama.cpp's interleaved RoPE,
+#                norm weights stored as 1 + w: Gemma's RMSNorm scales by 1 + w, llama.cpp's by w)
+ARCHITECTURES = {"llama": ("llama", True, False), "mistral": ("llama", True, False),
+                 "qwen2": ("qwen2", False, False), "qwen3": ("qwen3", False, False),
+                 "gemma2": ("gemma2", False, True)}
+SUPPORTED = tuple(ARCHITECTURES)
+_LAYER_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+                "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
+                "self_attn.k_norm": "attn_k_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+                "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+_GEMMA_NAMES = {"post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
+                "post_feedforward_layernorm": "post_ffw_norm"}
+_TOP_NAMES = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
 
 
 def tensor_type(tuned: Tuned, bits: int | None) -> str:
@@ -31,52 +42,37 @@ def tensor_type(tuned: Tuned, bits: int | None) -> str:
     return "q8_0" if bits == 8 else "f32" if tuned.save_dtype == "float32" else "f16"
 
 
-def _pre_tokenizer_name(spec: dict | None) -> str:
-    """llama.cpp's name for the tokenizer's pre-tokenization rule (what our importer reads back)."""
-    text = json.dumps(spec or {})
-    if '"individual_digits": true' in text:
-        return "smollm"
-    if "\\\\p{N}{1,3}" in text:
-        return "llama-bpe"
-    return "gpt-2"
-
-
-def tokenizer_metadata(tuned: Tuned) -> dict:
-    """tokens, token types, merges and the pre-tokenizer name from the base's tokenizer.json."""
-    path = tuned.base_path / "tokenizer.json"
-    spec = json.loads(path.read_text()) if path.exists() else {}
-    model = spec.get("model", {})
-    if model.get("type") != "BPE" or "ByteLevel" not in json.dumps(spec.get("pre_tokenizer")):
-        raise UserError("The GGUF export handles byte-level BPE tokenizers (GPT-2 style, as in SmolLM, "
-                        "Llama 3, Qwen); this model's tokenizer is another kind. Export `hf` and convert it "
-                        "with llama.cpp's convert_hf_to_gguf.py.")
-    size = tuned.base_config["vocab_size"]
-    tokens = [f"[PAD{i}]" for i in range(size)]
-    types = [_UNUSED] * size
-    for token, i in model["vocab"].items():
-        if i < size:
-            tokens[i], types[i] = token, _NORMAL
-    for added in spec.get("added_tokens", []):
-        if added["id"] < size:
-            tokens[added["id"]] = added["content"]
-            types[added["id"]] = _CONTROL if added.get("special") else _USER_DEFINED
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    return {"tokens": tokens, "types": types, "merges": merges, "pre": _pre_tokenizer_name(spec.get("pre_tokenizer"))}
+def gguf_name(name: str, model_type: str) -> str:
+    """llama.cpp's name for an mlx-lm / Hugging Face tensor name."""
+    module, _, suffix = name.rpartition(".")
+    if module.startswith("model.layers."):
+        _, _, layer, part = module.split(".", 3)
+        names = {**_LAYER_NAMES, **(_GEMMA_NAMES if model_type.startswith("gemma") else {})}
+        if part not in names:
+            raise UserError(f"The GGUF export does not know where llama.cpp keeps {name}.")
+        return f"blk.{layer}.{names[part]}.{suffix}"
+    if module not in _TOP_NAMES:
+        raise UserError(f"The GGUF export does not know where llama.cpp keeps {name}.")
+    return f"{_TOP_NAMES[module]}.{suffix}"
 
 
 def _tensors(tuned: Tuned) -> dict[str, np.ndarray]:
-    """llama.cpp tensor names -> fp32 numpy arrays (q/k rows permuted as llama.cpp expects)."""
-    from mlx_lm.gguf import permute_weights, translate_weight_names
+    """llama.cpp tensor names -> fp32 numpy arrays, in llama.cpp's conventions for the architecture."""
+    from mlx_lm.gguf import permute_weights
 
+    model_type = tuned.base_config["model_type"]
+    _, permute, norm_plus_one = ARCHITECTURES[model_type]
     heads = tuned.base_config["num_attention_heads"]
     kv_heads = tuned.base_config.get("num_key_value_heads", heads)
     out = {}
     for name, value in float_weights(tuned.model, "float32").items():
-        if name.endswith("self_attn.q_proj.weight"):
+        if permute and name.endswith("self_attn.q_proj.weight"):
             value = permute_weights(value, heads, heads)
-        elif name.endswith("self_attn.k_proj.weight"):
+        elif permute and name.endswith("self_attn.k_proj.weight"):
             value = permute_weights(value, heads, kv_heads)
-        out[translate_weight_names(name)] = np.array(value)
+        elif norm_plus_one and name.endswith("norm.weight"):
+            value = value + 1
+        out[gguf_name(name, model_type)] = np.array(value)
     return out
 
 
@@ -98,6 +94,13 @@ def _add_hparams(writer, tuned: Tuned, kind: str) -> None:
     writer.add_layer_norm_rms_eps(c.get("rms_norm_eps", 1e-5))
     writer.add_rope_freq_base(c.get("rope_theta", 10000.0))
     writer.add_vocab_size(c["vocab_size"])
+    head_dim = c.get("head_dim") or c["hidden_size"] // heads
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    if c["model_type"] == "gemma2":
+        writer.add_attn_logit_softcapping(c.get("attn_logit_softcapping") or 50.0)
+        writer.add_final_logit_softcapping(c.get("final_logit_softcapping") or 30.0)
+        writer.add_sliding_window(c.get("sliding_window") or 4096)
     file_types = {"q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "f16": gguf.LlamaFileType.MOSTLY_F16,
                   "f32": gguf.LlamaFileType.ALL_F32}
     writer.add_file_type(file_types[kind])
@@ -124,12 +127,17 @@ def adds_bos(tuned: Tuned) -> bool:
 
 
 def _add_tokenizer(writer, tuned: Tuned) -> None:
-    meta = tokenizer_metadata(tuned)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(meta["pre"])
+    meta = tokenizer_metadata(tuned.base_path, tuned.base_config["vocab_size"])
+    writer.add_tokenizer_model(meta["model"])
     writer.add_token_list(meta["tokens"])
     writer.add_token_types(meta["types"])
-    writer.add_token_merges(meta["merges"])
+    if meta["model"] == "gpt2":
+        writer.add_tokenizer_pre(meta["pre"])
+        writer.add_token_merges(meta["merges"])
+    else:
+        writer.add_tokenizer_pre("default")
+        writer.add_token_scores(meta["scores"])
+        writer.add_add_space_prefix(meta["add_space_prefix"])
     vocab = tuned.tokenizer.get_vocab()
     hf = getattr(tuned.tokenizer, "_tokenizer", tuned.tokenizer)
     eos = end_of_turn_ids(tuned.tokenizer, tuned.base_config)
@@ -147,13 +155,14 @@ def _add_tokenizer(writer, tuned: Tuned) -> None:
 def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
     import gguf
 
-    if tuned.base_config.get("model_type") not in SUPPORTED:
+    model_type = tuned.base_config.get("model_type")
+    if model_type not in ARCHITECTURES:
         raise UserError(f"The GGUF export handles {', '.join(SUPPORTED)} models; this base is "
-                        f"{tuned.base_config.get('model_type')!r}. Export `hf` and convert it with llama.cpp.")
+                        f"{model_type!r}. Export `hf` and convert it with llama.cpp's convert_hf_to_gguf.py.")
     out.mkdir(parents=True, exist_ok=True)
     kind = tensor_type(tuned, bits)
     path = out / f"model-{kind}.gguf"
-    writer = gguf.GGUFWriter(str(path), "llama")
+    writer = gguf.GGUFWriter(str(path), ARCHITECTURES[model_type][0])
     _add_hparams(writer, tuned, kind)
     _add_tokenizer(writer, tuned)
     for name, array in _tensors(tuned).items():
