@@ -67,7 +67,7 @@ def _read_with_gguf_package(path: Path) -> tuple[dict, dict]:
     try:
         reader = GGUFReader(str(path))
     except Exception as err:  # the reader raises ValueError/struct errors on damaged files
-        raise UserError(f"Could not read {path} as GGUF: the file is truncated or corrupt ({err}).") from None
+        raise UserError(f"Could not read {path} as GGUF: the file is truncated, corrupt or not a model ({err}).") from None
     meta = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
     weights = {}
     for tensor in reader.tensors:
