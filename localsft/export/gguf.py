@@ -11,6 +11,7 @@ An Ollama Modelfile is written beside it (see ollama.py).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import mlx.core as mx
@@ -101,9 +102,8 @@ def _add_hparams(writer, tuned: Tuned, kind: str) -> None:
         writer.add_attn_logit_softcapping(c.get("attn_logit_softcapping") or 50.0)
         writer.add_final_logit_softcapping(c.get("final_logit_softcapping") or 30.0)
         writer.add_sliding_window(c.get("sliding_window") or 4096)
-    file_types = {"q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "f16": gguf.LlamaFileType.MOSTLY_F16,
-                  "f32": gguf.LlamaFileType.ALL_F32}
-    writer.add_file_type(file_types[kind])
+    name = {"F32": "ALL_F32", "Q3_K": "MOSTLY_Q3_K_M", "Q4_K": "MOSTLY_Q4_K_M", "Q5_K": "MOSTLY_Q5_K_M"}
+    writer.add_file_type(gguf.LlamaFileType[name.get(kind.upper(), f"MOSTLY_{kind.upper()}")])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
@@ -152,32 +152,43 @@ def _add_tokenizer(writer, tuned: Tuned) -> None:
         writer.add_chat_template(chat_template(tuned.tokenizer))
 
 
-def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
+def write_file(tuned: Tuned, path: Path, kind: str, quantize: Callable | None = None) -> None:
+    """Write the (fused) model as one GGUF file whose matrices are of type `kind` (a GGML type name).
+
+    quantize(name, array, qtype) -> (raw blocks, their type): default the gguf package's quantizer (it
+    has none for the K-quants; tests bring their own, and mix types as Q4_K_M does). Vectors stay f32.
+    """
     import gguf
 
     model_type = tuned.base_config.get("model_type")
     if model_type not in ARCHITECTURES:
         raise UserError(f"The GGUF export handles {', '.join(SUPPORTED)} models; this base is "
                         f"{model_type!r}. Export `hf` and convert it with llama.cpp's convert_hf_to_gguf.py.")
-    out.mkdir(parents=True, exist_ok=True)
-    kind = tensor_type(tuned, bits)
-    path = out / f"model-{kind}.gguf"
+    qtype = gguf.GGMLQuantizationType[kind.upper()]
+    quantize = quantize or (lambda _name, array, qtype: (gguf.quants.quantize(array, qtype), qtype))
     writer = gguf.GGUFWriter(str(path), ARCHITECTURES[model_type][0])
     _add_hparams(writer, tuned, kind)
     _add_tokenizer(writer, tuned)
     for name, array in _tensors(tuned).items():
-        if array.ndim == 1 or kind == "f32":  # norms stay f32, as llama.cpp keeps them
+        if array.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(name, array.astype(np.float32))
-        elif kind == "q8_0":
-            qtype = gguf.GGMLQuantizationType.Q8_0
-            writer.add_tensor(name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
-        else:
+        elif qtype == gguf.GGMLQuantizationType.F16:
             writer.add_tensor(name, array.astype(np.float16))
+        else:
+            raw, raw_type = quantize(name, array, qtype)
+            writer.add_tensor(name, raw, raw_dtype=raw_type)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    write_modelfile(tuned, out, path.name)
+
+
+def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
+    """The `gguf` export: model-<type>.gguf and its Ollama Modelfile in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    kind = tensor_type(tuned, bits)
+    write_file(tuned, out / f"model-{kind}.gguf", kind)
+    write_modelfile(tuned, out, f"model-{kind}.gguf")
 
 
 def reload(tuned: Tuned, out: Path):

@@ -22,6 +22,9 @@ from localsft.models.tokenizer_build import write_tokenizer
 
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2")
 GGUF_GROUP_SIZE = 32  # every GGUF block type MLX reads has 32 weights per block
+# Types mx.load reads right (Q4_0/Q4_1/Q8_0 stay quantized). It also reads K-quants, dequantized by its
+# bundled gguflib, but Q4_K blocks came back far from the weights the gguf package (and llama.cpp) read.
+MLX_NATIVE_TYPES = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"}
 # Tensor types read (dequantized by the gguf package unless MLX reads them natively).
 SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
                    "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
@@ -52,22 +55,31 @@ def read_gguf(path: Path) -> tuple[dict, dict]:
     with open(path, "rb") as fh:
         if fh.read(4) != b"GGUF":
             raise UserError(f"{path} is not a GGUF file (it does not start with the GGUF magic bytes).")
-    try:
-        return mx.load(str(path), return_metadata=True)
-    except Exception:  # a tensor type MLX does not read (K-quants): the gguf package reads every type
-        return _read_with_gguf_package(path)
+    reader = _reader(path)
+    if {t.tensor_type.name for t in reader.tensors} <= MLX_NATIVE_TYPES:
+        try:
+            return mx.load(str(path), return_metadata=True)
+        except Exception as err:  # mlx raises RuntimeError/ValueError with C++ text
+            raise UserError(f"Could not read {path} as GGUF: the file is truncated, corrupt or not a model "
+                            f"({err}).") from None
+    return _read_with_gguf_package(path, reader)
 
 
-def _read_with_gguf_package(path: Path) -> tuple[dict, dict]:
-    """Tensors dequantized to fp16 (or kept as read) and metadata, with the `gguf` package's reader."""
-    import numpy as np
+def _reader(path: Path):
     from gguf import GGUFReader
+
+    try:
+        return GGUFReader(str(path))
+    except Exception as err:  # the reader raises ValueError/struct errors on damaged files
+        raise UserError(f"Could not read {path} as GGUF: the file is truncated, corrupt or not a model "
+                        f"({err}).") from None
+
+
+def _read_with_gguf_package(path: Path, reader) -> tuple[dict, dict]:
+    """Tensors dequantized to fp16 (vectors fp32) and metadata, with the `gguf` package's reader."""
+    import numpy as np
     from gguf.quants import dequantize
 
-    try:
-        reader = GGUFReader(str(path))
-    except Exception as err:  # the reader raises ValueError/struct errors on damaged files
-        raise UserError(f"Could not read {path} as GGUF: the file is truncated, corrupt or not a model ({err}).") from None
     meta = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
     weights = {}
     for tensor in reader.tensors:

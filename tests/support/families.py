@@ -138,8 +138,11 @@ def _spm_tokenizer(family: Family, out: Path, size: int = 320):
     return tokenizer
 
 
-def build_family_model(family: Family | str, out: Path, seed: int = 0) -> Path:
-    """Write a tiny random model of `family` in Hugging Face layout (safetensors) into `out`."""
+def build_family_model(family: Family | str, out: Path, seed: int = 0, hidden: int = 64) -> Path:
+    """Write a tiny random model of `family` in Hugging Face layout (safetensors) into `out`.
+
+    hidden: 64 by default; 256 for files in the K-quants, whose blocks hold 256 weights of a row.
+    """
     import torch
     import transformers
 
@@ -151,8 +154,8 @@ def build_family_model(family: Family | str, out: Path, seed: int = 0) -> Path:
     vocab = tokenizer.get_vocab()
     size = len(tokenizer)
     config = getattr(transformers, family.config_class)(
-        vocab_size=size, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, head_dim=16, max_position_embeddings=512, tie_word_embeddings=True,
+        vocab_size=size, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=hidden // 4, max_position_embeddings=512, tie_word_embeddings=True,
         bos_token_id=vocab.get(family.bos), eos_token_id=vocab[family.eos], **family.extra)
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32)
