@@ -61,6 +61,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", help="a run folder (default: a random LoRA on the default model)")
     parser.add_argument("--tokens", type=int, default=24)
+    parser.add_argument("--reuse", help="a folder of an earlier run of this script: reuse its run and exports")
     args = parser.parse_args()
     import mlx_lm
 
@@ -72,8 +73,8 @@ def main() -> None:
     from localsft.runs.folder import RunFolder
 
     start_cpu, start = time.process_time(), time.time()
-    tmp = Path(tempfile.mkdtemp(prefix="export-consumers-"))
-    run = args.run
+    tmp = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="export-consumers-"))
+    run = args.run or (tmp / "run" if args.reuse else None)
     if run is None:
         from test_export_runs import make_run
 
@@ -90,7 +91,9 @@ def main() -> None:
              ("gguf", None, "float32")]
     for fmt, bits, dtype in cases:
         out = tmp / f"{fmt}-{bits}-{dtype}"
-        (result,) = export_run(run, fmt, out=out, quantize=bits, dtype=dtype, force=True)
+        if not (out / "localsft-export.json").exists():
+            export_run(run, fmt, out=out, quantize=bits, dtype=dtype, force=True)
+        check = json.loads((out / "localsft-export.json").read_text())
         if fmt == "mlx":
             model, tokenizer = mlx_lm.load(str(out))
             name = f"mlx {_weights_dtype(model)} (mlx_lm.load)"
@@ -105,7 +108,10 @@ def main() -> None:
             done = run_llama_cpp(gguf_file, prompts=[{"tokens": p, "generate": args.tokens} for p in prompts])
             answers = [_trim(p["greedy"], stops) for p in done["prompts"]]
         same = sum(a == r for a, r in zip(answers, reference))
-        report["cases"][name] = {"same_answers": f"{same}/{len(PROMPTS)}", "check": result.check.summary()}
+        report["cases"][name] = {"same_answers": f"{same}/{len(PROMPTS)}", "check_greedy_agreement":
+                                 round(check["greedy_agreement"], 4), "check_max_abs_diff": check["max_abs_diff"],
+                                 "check_kept_effect": round(check["kept_effect"], 4)}
+        print(json.dumps({name: report["cases"][name]}), file=sys.stderr, flush=True)  # partial results
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # llama.cpp runs in node child processes
     report["cpu_s"] = round(time.process_time() - start_cpu + children.ru_utime + children.ru_stime, 1)
     report["wall_s"] = round(time.time() - start, 1)

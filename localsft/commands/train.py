@@ -98,6 +98,27 @@ class _StopSignals:
         return self.requested
 
 
+def _apple_silicon_plan(config: TrainConfig, mac_memory_gb: float | None) -> None:
+    """Print what the run needs on a Mac (4-bit base); refuse when it cannot fit this Mac (or the one named)."""
+    import json
+
+    import mlx.core as mx
+
+    from localsft.models.memory import GIB, fits_message, plan_memory
+    from localsft.models.store import resolve_model
+
+    model_config = json.loads((resolve_model(config.model) / "config.json").read_text())
+    plan = plan_memory(model_config, config.lora_rank, config.lora_layers, config.batch_tokens,
+                       config.grad_checkpoint)
+    print(plan.line())
+    memory = mac_memory_gb * GIB if mac_memory_gb else None
+    if memory is None and mx.metal.is_available():
+        memory = mx.metal.device_info().get("memory_size")
+    problem = fits_message(plan, int(memory)) if memory else None
+    if problem:
+        raise UserError(problem)
+
+
 def run(args) -> int:
     from localsft.train import distributed
 
@@ -108,7 +129,9 @@ def run(args) -> int:
     if args.dry_run:
         from localsft.train.loop import plan_only
 
-        plan_only(config or TrainConfig.load(f"{out}/config.yaml"), on_event=_Progress())
+        config = config or TrainConfig.load(f"{out}/config.yaml")
+        _apple_silicon_plan(config, args.mac_memory)
+        plan_only(config, on_event=_Progress())
         return 0
     if args.hosts:
         return _run_on_hosts(args, config)
@@ -172,6 +195,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run folder to create (default: a new folder under the runs store)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="show the plan (time, memory) without training")
+    parser.add_argument("--mac-memory", type=float, metavar="GB",
+                        help="with --dry-run: check the plan against a Mac with this much unified memory")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or interrupted run exactly")
     parser.add_argument("--hosts", metavar="HOSTFILE",
                         help="train data-parallel on the machines of an mlx.launch host file (ring backend); "
