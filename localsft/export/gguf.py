@@ -22,6 +22,7 @@ from localsft.export.gguf_vocab import tokenizer_metadata
 from localsft.export.layout import chat_template, end_of_turn_ids
 from localsft.export.merge import Tuned, base_license, float_weights
 from localsft.export.ollama import write_modelfile
+from localsft.models.gguf_names import to_gguf
 
 # model_type -> (llama.cpp architecture, q/k rows permuted for llama.cpp's interleaved RoPE,
 #                norm weights stored as 1 + w: Gemma's RMSNorm scales by 1 + w, llama.cpp's by w)
@@ -29,32 +30,9 @@ ARCHITECTURES = {"llama": ("llama", True, False), "mistral": ("llama", True, Fal
                  "qwen2": ("qwen2", False, False), "qwen3": ("qwen3", False, False),
                  "gemma2": ("gemma2", False, True)}
 SUPPORTED = tuple(ARCHITECTURES)
-_LAYER_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-                "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
-                "self_attn.k_norm": "attn_k_norm", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-                "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
-_GEMMA_NAMES = {"post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
-                "post_feedforward_layernorm": "post_ffw_norm"}
-_TOP_NAMES = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
-
-
 def tensor_type(tuned: Tuned, bits: int | None) -> str:
     """q8_0 when re-quantizing to 8 bits, f32 when fp32 was asked for, else f16."""
     return "q8_0" if bits == 8 else "f32" if tuned.save_dtype == "float32" else "f16"
-
-
-def gguf_name(name: str, model_type: str) -> str:
-    """llama.cpp's name for an mlx-lm / Hugging Face tensor name."""
-    module, _, suffix = name.rpartition(".")
-    if module.startswith("model.layers."):
-        _, _, layer, part = module.split(".", 3)
-        names = {**_LAYER_NAMES, **(_GEMMA_NAMES if model_type.startswith("gemma") else {})}
-        if part not in names:
-            raise UserError(f"The GGUF export does not know where llama.cpp keeps {name}.")
-        return f"blk.{layer}.{names[part]}.{suffix}"
-    if module not in _TOP_NAMES:
-        raise UserError(f"The GGUF export does not know where llama.cpp keeps {name}.")
-    return f"{_TOP_NAMES[module]}.{suffix}"
 
 
 def _tensors(tuned: Tuned) -> dict[str, np.ndarray]:
@@ -73,7 +51,7 @@ def _tensors(tuned: Tuned) -> dict[str, np.ndarray]:
             value = permute_weights(value, heads, kv_heads)
         elif norm_plus_one and name.endswith("norm.weight"):
             value = value + 1
-        out[gguf_name(name, model_type)] = np.array(value)
+        out[to_gguf(name, model_type)] = np.array(value)
     return out
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import mlx.core as mx
 
 from localsft.errors import UserError
+from localsft.models.gguf_names import from_gguf
 from localsft.models.tokenizer_build import write_tokenizer
 
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2")
@@ -28,24 +29,6 @@ MLX_NATIVE_TYPES = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"}
 # Tensor types read (dequantized by the gguf package unless MLX reads them natively).
 SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
                    "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
-
-_LAYER_NAMES = {
-    "attn_q": "self_attn.q_proj",
-    "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj",
-    "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-    "attn_norm": "input_layernorm",
-    "ffn_norm": "post_attention_layernorm",
-    "attn_q_norm": "self_attn.q_norm",
-    "attn_k_norm": "self_attn.k_norm",
-}
-_GEMMA_NAMES = {"post_attention_norm": "post_attention_layernorm", "ffn_norm": "pre_feedforward_layernorm",
-                "post_ffw_norm": "post_feedforward_layernorm"}
-_TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
-
 
 def read_gguf(path: Path) -> tuple[dict, dict]:
     """Tensors and metadata of a GGUF file, or a UserError saying what is wrong."""
@@ -97,19 +80,6 @@ def _scalar(meta: dict, key: str, default=None):
     if isinstance(value, mx.array):
         value = value.item()
     return value
-
-
-def _hf_name(gguf_name: str, arch: str = "llama") -> str:
-    stem, _, suffix = gguf_name.rpartition(".")
-    if stem.startswith("blk."):
-        _, layer, part = stem.split(".", 2)
-        names = {**_LAYER_NAMES, **(_GEMMA_NAMES if arch.startswith("gemma") else {})}
-        if part not in names:
-            raise UserError(f"Unexpected tensor in GGUF file: {gguf_name}")
-        return f"model.layers.{layer}.{names[part]}.{suffix}"
-    if stem not in _TOP_NAMES:
-        raise UserError(f"Unexpected tensor in GGUF file: {gguf_name}")
-    return f"{_TOP_NAMES[stem]}.{suffix}"
 
 
 def _unpermute_rows(tensor: mx.array, n_heads: int) -> mx.array:
@@ -166,7 +136,7 @@ def convert_weights(weights: dict, config: dict) -> tuple[dict, dict | None]:
     heads = heads if model_type == "llama" else {}  # llama.cpp permutes q/k rows of llama only
     out, bits_of = {}, {}
     for name, tensor in weights.items():
-        hf = _hf_name(name, model_type)
+        hf = from_gguf(name, model_type)
         module, _, suffix = hf.rpartition(".")
         proj = module.rsplit(".", 1)[-1]
         if proj in heads:
