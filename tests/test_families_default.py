@@ -2,13 +2,16 @@
 
 A tuned run of SmolLM2-135M-Instruct (a LoRA on 8 blocks) is exported as GGUF the default way;
 llama.cpp renders nothing itself here: the prompt is rendered with the chat template embedded in
-the GGUF file, tokenized by llama.cpp, and decoded greedily. Tokens and answers must be MLX's
-(the adapter on the base).
+the GGUF file (and with the Modelfile's TEMPLATE and SYSTEM, as Ollama would), tokenized by
+llama.cpp, and decoded greedily. Tokens and answers must be MLX's (the adapter on the base).
 """
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from support.go_template import ollama_render
 from support.llama_cpp import missing_reason, run_llama_cpp
 from test_export_runs import make_run
 
@@ -40,9 +43,14 @@ def test_default_model_gguf_answers_like_mlx_in_llama_cpp(default_model_dir, tmp
     chats = [[{"role": "user", "content": q}] for q in QUESTIONS]
     texts = [tuned.tokenizer.apply_chat_template(c, chat_template=template, tokenize=False,
                                                  add_generation_prompt=True) for c in chats]
+    modelfile = (result.path / "Modelfile").read_text()
+    go = re.search(r'TEMPLATE """(.*?)"""', modelfile, re.S).group(1)
+    system = re.search(r'SYSTEM """(.*?)"""', modelfile, re.S).group(1)
+    ollama = [ollama_render(go, system, c) for c in chats]  # what Ollama's server would send llama.cpp
     ids = [chat_prompt(tuned.tokenizer, c) for c in chats]
-    answer = run_llama_cpp(path, tokenize=texts, prompts=[{"tokens": p, "generate": TOKENS} for p in ids])
-    assert answer["tokenized"] == ids  # the embedded template, tokenized by llama.cpp, is what MLX runs
+    answer = run_llama_cpp(path, tokenize=texts + ollama, prompts=[{"tokens": p, "generate": TOKENS} for p in ids])
+    # the embedded template and the Modelfile, tokenized by llama.cpp, are exactly what MLX runs
+    assert answer["tokenized"] == ids + ids
     stops = set(tuned.tokenizer.eos_token_ids)
     for prompt, got in zip(ids, answer["prompts"]):
         want = []
