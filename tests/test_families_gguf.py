@@ -109,3 +109,19 @@ def test_unsupported_architecture_and_type_are_named(tmp_path):
     writer.close()
     with pytest.raises(UserError, match=r"TQ2_0.*Supported types: F32, F16, BF16, Q8_0"):
         import_gguf(ternary, tmp_path / "out2")
+
+
+def test_qwen_and_llama3_split_rules_survive_the_round_trip():
+    """Qwen splits numbers digit by digit, Llama 3 in threes: the export names the rule, the import applies it."""
+    from tokenizers import Regex, pre_tokenizers
+
+    from localsft.export.gguf_vocab import _pre_tokenizer_name
+    from localsft.models.tokenizer_build import _LLAMA3_SPLIT, _QWEN2_SPLIT, _pre_tokenizer
+
+    cases = ((_QWEN2_SPLIT, "qwen2", ["1", "2", "3", "4", "5"]), (_LLAMA3_SPLIT, "llama-bpe", ["123", "45"]))
+    for rule, name, pieces in cases:
+        spec = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(rule), behavior="isolated"),
+                                        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
+        assert _pre_tokenizer_name(json.loads(spec.__getstate__())) == name
+        got = [p for p, _ in _pre_tokenizer(name).pre_tokenize_str("12345")]
+        assert got == pieces
