@@ -16,10 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from support.families import FAMILIES, build_family_model
+from support.families import FAMILIES, build_family_model, make_chat_data
 from support.go_template import ollama_render
 from support.llama_cpp import missing_reason, run_llama_cpp
-from test_train import make_data, tiny_config
 
 from localsft.errors import UserError
 from localsft.export import export_run
@@ -57,7 +56,7 @@ def _chats(family) -> list[list[dict]]:
 @pytest.fixture(scope="module", params=[f.name for f in FAMILIES])
 def prepared(request, tmp_path_factory) -> Prepared:
     from localsft.models.store import add_model
-    from localsft.train import train
+    from localsft.train import TrainConfig, train
 
     family = next(f for f in FAMILIES if f.name == request.param)
     root = tmp_path_factory.mktemp(family.name)
@@ -65,8 +64,9 @@ def prepared(request, tmp_path_factory) -> Prepared:
         mp.setenv("LOCALSFT_HOME", str(root / "home"))
         source = build_family_model(family, root / "hf")
         info = add_model(str(source), name=f"tiny-{family.name}")
-        data = make_data(root / "data", n_train=16, n_valid=4)
-        config = tiny_config(info.path, data, epochs=1, lora_rank=4, precision="float32")
+        config = TrainConfig(model=str(info.path), data=str(make_chat_data(root / "data")), epochs=1, lora_rank=4,
+                             precision="float32", batch_tokens=256, pack_width=128, max_seq_len=128,
+                             learning_rate=2e-3, sample_prompts=0, eval_every=4, early_stopping_patience=0)
         train(config, root / "run")
     run = root / "run"
     (run / "data" / "test.jsonl").write_text("".join(json.dumps({"messages": c}) + "\n" for c in _chats(family)))

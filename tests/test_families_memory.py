@@ -8,11 +8,12 @@ plan is built on must match the published sizes.
 from __future__ import annotations
 
 import pytest
-from test_train import make_data
-from test_train_cli import TINY_SETTINGS
+from support.families import make_chat_data
 
 from localsft.cli import main
 from localsft.models.memory import GIB, count_parameters, fits_message, plan_memory
+
+TINY_SETTINGS = ["--set", "max_seq_len=128", "--set", "batch_tokens=256", "--set", "sample_prompts=0"]
 
 
 def _config(hidden, layers, inter, heads, kv, vocab, tied, head_dim=None):
@@ -55,7 +56,7 @@ def test_an_8b_model_is_refused_on_an_8_gb_mac_with_the_numbers_and_fits_on_32_g
 
 
 def test_dry_run_states_the_mac_plan_and_refuses_what_cannot_fit(tiny_model_dir, tmp_path, capsys):
-    data = str(make_data(tmp_path / "data"))
+    data = str(make_chat_data(tmp_path / "data", n_train=48, n_valid=8))
     assert main(["train", "--data", data, "--model", str(tiny_model_dir), "--dry-run", *TINY_SETTINGS]) == 0
     assert "On Apple Silicon with a 4-bit base: about" in capsys.readouterr().out
     code = main(["train", "--data", data, "--model", str(tiny_model_dir), "--dry-run", "--mac-memory", "0.001",

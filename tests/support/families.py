@@ -166,3 +166,20 @@ def build_family_model(family: Family | str, out: Path, seed: int = 0, hidden: i
     model.save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
     return out
+
+
+def make_chat_data(folder: Path, n_train: int = 16, n_valid: int = 4) -> Path:
+    """train.jsonl / valid.jsonl of short chats whose answers follow one pattern (something to learn)."""
+    import random
+
+    rng = random.Random(0)
+    words = ["fox", "dog", "capital", "Paris", "shoes", "fast", "light", "Berlin"]
+    folder.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("valid", n_valid)):
+        rows = []
+        for _ in range(n):
+            question = " ".join(rng.choice(words) for _ in range(rng.randint(2, 12)))
+            rows.append({"messages": [{"role": "user", "content": question},
+                                      {"role": "assistant", "content": f"Answer: {question[:12]}"}]})
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
