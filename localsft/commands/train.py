@@ -152,6 +152,27 @@ class _StopSignals:
         return self.requested
 
 
+def _apple_silicon_plan(config: TrainConfig, mac_memory_gb: float | None) -> None:
+    """Print what the run needs on a Mac (4-bit base); refuse when it cannot fit this Mac (or the one named)."""
+    import json
+
+    import mlx.core as mx
+
+    from localsft.models.memory import GIB, fits_message, plan_memory
+    from localsft.models.store import resolve_model
+
+    model_config = json.loads((resolve_model(config.model) / "config.json").read_text())
+    plan = plan_memory(model_config, config.lora_rank, config.lora_layers, config.batch_tokens,
+                       config.grad_checkpoint)
+    print(plan.line())
+    memory = mac_memory_gb * GIB if mac_memory_gb else None
+    if memory is None and mx.metal.is_available():
+        memory = mx.metal.device_info().get("memory_size")
+    problem = fits_message(plan, int(memory)) if memory else None
+    if problem:
+        raise UserError(problem)
+
+
 def run(args) -> int:
     if args.dry_run:
         return _dry_run(args)
@@ -191,6 +212,7 @@ def _dry_run(args) -> int:
     log = ev.EventLog(Path(args.events) if args.events else None, _Progress())
     try:
         config = TrainConfig.load(Path(args.resume) / "config.yaml") if args.resume else build_config(args)
+        _apple_silicon_plan(config, args.mac_memory)
         plan_only(config, on_event=log.emit)
     except UserError as err:
         log.on_event = None
@@ -250,6 +272,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dry-run", action="store_true", help="show the plan (time, memory) without training")
     parser.add_argument("--events", metavar="FILE", help="with --dry-run: also log the plan or the failure as events")
     parser.add_argument("--resume", metavar="RUN", help="continue a stopped or interrupted run exactly (its name or folder)")
+    parser.add_argument("--mac-memory", type=float, metavar="GB",
+                        help="with --dry-run: check the plan against a Mac with this much unified memory")
     parser.add_argument("--hosts", metavar="HOSTFILE",
                         help="train data-parallel on the machines of an mlx.launch host file (ring backend); "
                              "rank 0 (the first host) writes the run folder")

@@ -18,7 +18,9 @@ from localsft.export.merge import Tuned, base_license, base_reference
 from localsft.runs.folder import RunFolder
 from localsft.runs.names import display_name
 
-_LIBRARY = {"mlx": "mlx", "adapter": "mlx", "peft": "peft", "hf": "transformers", "gguf": "gguf"}
+# Hub library names (https://huggingface.co/docs/hub/models-libraries); GGUF repos have none: the Hub
+# recognizes .gguf files by themselves.
+_LIBRARY = {"mlx": "mlx", "adapter": "mlx", "peft": "peft", "hf": "transformers"}
 _MAX_TEXT = 80  # longer config strings (prompts, paths) are left out of the card
 
 
@@ -82,6 +84,15 @@ def eval_table(results) -> str:
     return table + ("\n\n" + ", ".join(notes) if notes else "")
 
 
+def _local_base_loader(tuned: Tuned) -> str:
+    """Python that loads the run's local base in transformers (from its GGUF when it was imported from one)."""
+    source = (_read_json(tuned.base_path / "localsft.json") or {}).get("source") or ""
+    if source.lower().endswith(".gguf"):  # no local paths in a card: the file's own name, its folder to fill in
+        gguf = Path(source)
+        return f'AutoModelForCausalLM.from_pretrained("path/to/{gguf.parent.name}", gguf_file="{gguf.name}")'
+    return f'AutoModelForCausalLM.from_pretrained(os.path.expanduser("~/.localsft/models/{tuned.base_path.name}"))'
+
+
 def usage(fmt: str, out: Path, tuned: Tuned, gguf_name: str = "model.gguf") -> str:
     """How to load this export in the tools people use, run from inside the export folder
     (paths relative to it, so the card is right wherever the folder is copied)."""
@@ -89,12 +100,17 @@ def usage(fmt: str, out: Path, tuned: Tuned, gguf_name: str = "model.gguf") -> s
     base = base if _is_repo_id(base) else f"path/to/{Path(base).name}"  # a local folder: never our path
     lines = {
         "mlx": ["```bash", "mlx_lm.generate --model . --prompt \"Hello\"", "```"],
-        "adapter": ["```bash", f"mlx_lm.generate --model {base} --adapter-path . --prompt \"Hello\"", "```"],
+        "adapter": ["```bash", f"mlx_lm.generate --model {base} --adapter-path . --prompt \"Hello\"",
+                    "# offline, on the base in your localsft store:",
+                    f"mlx_lm.generate --model ~/.localsft/models/{tuned.base_path.name} --adapter-path . "
+                    "--prompt \"Hello\"", "```"],
         "hf": ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer",
                "model = AutoModelForCausalLM.from_pretrained(\".\")",
                "tokenizer = AutoTokenizer.from_pretrained(\".\")", "```"],
-        "peft": ["```python", "from peft import PeftModel", "from transformers import AutoModelForCausalLM",
+        "peft": ["```python", "import os", "from peft import PeftModel", "from transformers import AutoModelForCausalLM",
                  f"base = AutoModelForCausalLM.from_pretrained(\"{base}\")",
+                 "model = PeftModel.from_pretrained(base, \".\")",
+                 "# offline, on the local base:", f"base = {_local_base_loader(tuned)}",
                  "model = PeftModel.from_pretrained(base, \".\")", "```"],
         "gguf": ["```bash", "ollama create my-model -f Modelfile && ollama run my-model",
                  f"lms import {gguf_name}   # LM Studio (or drag the file into its My Models tab)",
@@ -126,7 +142,11 @@ def model_card(run: RunFolder, tuned: Tuned, fmt: str, out: Path, check: CheckRe
     base = base_reference(tuned)
     license_ = base_license(tuned)
     front = {"base_model": base} if _is_repo_id(base) else {}
-    front.update({"library_name": _LIBRARY[fmt], "tags": ["localsft", tuned.fine_tune_type, fmt]})
+    if fmt in _LIBRARY:
+        front["library_name"] = _LIBRARY[fmt]
+    front["pipeline_tag"] = "text-generation"
+    # a merged model is a plain model: only adapter formats are tagged with the method (lora, dora)
+    front["tags"] = ["localsft", tuned.fine_tune_type, fmt] if fmt in ("adapter", "peft") else ["localsft", fmt]
     if license_:
         front["license"] = license_
     method = settings_rows(run, tuned)

@@ -1,81 +1,57 @@
 """`gguf` export: one GGUF file (f16; q8_0 with --quantize 8; f32 with --dtype float32) for llama.cpp,
 Ollama and LM Studio.
 
-Written with the `gguf` package (llama.cpp's own writer library). Tensor names and
-llama.cpp's q/k row permutation come from mlx-lm's GGUF helpers; the tokenizer is
-stored as llama.cpp's byte-level BPE ("gpt2") with merges, token types, special ids
-and the chat template, so llama.cpp tokenizes and formats chats like the base model.
+Written with the `gguf` package (llama.cpp's own writer library), in llama.cpp's names and
+conventions for each architecture (q/k row order for llama, 1 + w norms for Gemma). The
+tokenizer (gguf_vocab.py), special ids and the chat template go with it, so llama.cpp
+tokenizes and formats chats like the base model.
 An Ollama Modelfile is written beside it (see ollama.py).
 """
 
 from __future__ import annotations
 
-import json
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
+import mlx.core as mx
 import numpy as np
 
 from localsft.errors import UserError
+from localsft.export.gguf_vocab import tokenizer_metadata
 from localsft.export.layout import chat_template, end_of_turn_ids
 from localsft.export.merge import Tuned, base_license, float_weights, load_exported
 from localsft.export.ollama import write_modelfile
+from localsft.models.gguf_names import to_gguf
 
-SUPPORTED = ("llama", "mistral")
-_CONTROL, _USER_DEFINED, _NORMAL, _UNUSED = 3, 4, 1, 5
-
-
+# model_type -> (llama.cpp architecture, q/k rows permuted for llama.cpp's interleaved RoPE,
+#                norm weights stored as 1 + w: Gemma's RMSNorm scales by 1 + w, llama.cpp's by w)
+ARCHITECTURES = {"llama": ("llama", True, False), "mistral": ("llama", True, False),
+                 "qwen2": ("qwen2", False, False), "qwen3": ("qwen3", False, False),
+                 "gemma2": ("gemma2", False, True)}
+SUPPORTED = tuple(ARCHITECTURES)
 def tensor_type(tuned: Tuned, bits: int | None) -> str:
     """q8_0 when re-quantizing to 8 bits, f32 when fp32 was asked for, else f16."""
     return "q8_0" if bits == 8 else "f32" if tuned.save_dtype == "float32" else "f16"
 
 
-def _pre_tokenizer_name(spec: dict | None) -> str:
-    """llama.cpp's name for the tokenizer's pre-tokenization rule (what our importer reads back)."""
-    text = json.dumps(spec or {})
-    if '"individual_digits": true' in text:
-        return "smollm"
-    if "\\\\p{N}{1,3}" in text:
-        return "llama-bpe"
-    return "gpt-2"
-
-
-def tokenizer_metadata(tuned: Tuned) -> dict:
-    """tokens, token types, merges and the pre-tokenizer name from the base's tokenizer.json."""
-    path = tuned.base_path / "tokenizer.json"
-    spec = json.loads(path.read_text()) if path.exists() else {}
-    model = spec.get("model", {})
-    if model.get("type") != "BPE" or "ByteLevel" not in json.dumps(spec.get("pre_tokenizer")):
-        raise UserError("The GGUF export handles byte-level BPE tokenizers (GPT-2 style, as in SmolLM, "
-                        "Llama 3, Qwen); this model's tokenizer is another kind. Export `hf` and convert it "
-                        "with llama.cpp's convert_hf_to_gguf.py.")
-    size = tuned.base_config["vocab_size"]
-    tokens = [f"[PAD{i}]" for i in range(size)]
-    types = [_UNUSED] * size
-    for token, i in model["vocab"].items():
-        if i < size:
-            tokens[i], types[i] = token, _NORMAL
-    for added in spec.get("added_tokens", []):
-        if added["id"] < size:
-            tokens[added["id"]] = added["content"]
-            types[added["id"]] = _CONTROL if added.get("special") else _USER_DEFINED
-    merges = [m if isinstance(m, str) else " ".join(m) for m in model.get("merges", [])]
-    return {"tokens": tokens, "types": types, "merges": merges, "pre": _pre_tokenizer_name(spec.get("pre_tokenizer"))}
-
-
 def _tensors(tuned: Tuned) -> dict[str, np.ndarray]:
-    """llama.cpp tensor names -> fp32 numpy arrays (q/k rows permuted as llama.cpp expects)."""
-    from mlx_lm.gguf import permute_weights, translate_weight_names
+    """llama.cpp tensor names -> fp32 numpy arrays, in llama.cpp's conventions for the architecture."""
+    from mlx_lm.gguf import permute_weights
 
+    model_type = tuned.base_config["model_type"]
+    _, permute, norm_plus_one = ARCHITECTURES[model_type]
     heads = tuned.base_config["num_attention_heads"]
     kv_heads = tuned.base_config.get("num_key_value_heads", heads)
     out = {}
     for name, value in float_weights(tuned.model, "float32").items():
-        if name.endswith("self_attn.q_proj.weight"):
+        if permute and name.endswith("self_attn.q_proj.weight"):
             value = permute_weights(value, heads, heads)
-        elif name.endswith("self_attn.k_proj.weight"):
+        elif permute and name.endswith("self_attn.k_proj.weight"):
             value = permute_weights(value, heads, kv_heads)
-        out[translate_weight_names(name)] = np.array(value)
+        elif norm_plus_one and name.endswith("norm.weight"):
+            value = value + 1
+        out[to_gguf(name, model_type)] = np.array(value)
     return out
 
 
@@ -97,19 +73,49 @@ def _add_hparams(writer, tuned: Tuned, kind: str) -> None:
     writer.add_layer_norm_rms_eps(c.get("rms_norm_eps", 1e-5))
     writer.add_rope_freq_base(c.get("rope_theta", 10000.0))
     writer.add_vocab_size(c["vocab_size"])
-    file_types = {"q8_0": gguf.LlamaFileType.MOSTLY_Q8_0, "f16": gguf.LlamaFileType.MOSTLY_F16,
-                  "f32": gguf.LlamaFileType.ALL_F32}
-    writer.add_file_type(file_types[kind])
+    head_dim = c.get("head_dim") or c["hidden_size"] // heads
+    writer.add_key_length(head_dim)
+    writer.add_value_length(head_dim)
+    if c["model_type"] == "gemma2":
+        writer.add_attn_logit_softcapping(c.get("attn_logit_softcapping") or 50.0)
+        writer.add_final_logit_softcapping(c.get("final_logit_softcapping") or 30.0)
+        writer.add_sliding_window(c.get("sliding_window") or 4096)
+    name = {"F32": "ALL_F32", "Q3_K": "MOSTLY_Q3_K_M", "Q4_K": "MOSTLY_Q4_K_M", "Q5_K": "MOSTLY_Q5_K_M"}
+    writer.add_file_type(gguf.LlamaFileType[name.get(kind.upper(), f"MOSTLY_{kind.upper()}")])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
 
 
+def adds_bos(tuned: Tuned) -> bool:
+    """Whether llama.cpp should start every text with the BOS token (add_bos_token).
+
+    Only when the tokenizer does so and the chat template starts with it too: a template without
+    BOS (Phi-3) means the model was trained on conversations without one.
+    """
+    hf = getattr(tuned.tokenizer, "_tokenizer", tuned.tokenizer)
+    bos = tuned.tokenizer.get_vocab().get(hf.bos_token) if hf.bos_token else None
+    if bos is None or list(tuned.tokenizer.encode("a"))[:1] != [bos]:
+        return False
+    if not chat_template(tuned.tokenizer):
+        return True
+    try:
+        text = tuned.tokenizer.apply_chat_template([{"role": "user", "content": "a"}], tokenize=False)
+    except Exception:  # a template that rejects this chat: keep the tokenizer's own rule
+        return True
+    return text.startswith(hf.bos_token)
+
+
 def _add_tokenizer(writer, tuned: Tuned) -> None:
-    meta = tokenizer_metadata(tuned)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_tokenizer_pre(meta["pre"])
+    meta = tokenizer_metadata(tuned.base_path, tuned.base_config["vocab_size"])
+    writer.add_tokenizer_model(meta["model"])
     writer.add_token_list(meta["tokens"])
     writer.add_token_types(meta["types"])
-    writer.add_token_merges(meta["merges"])
+    if meta["model"] == "gpt2":
+        writer.add_tokenizer_pre(meta["pre"])
+        writer.add_token_merges(meta["merges"])
+    else:
+        writer.add_tokenizer_pre("default")
+        writer.add_token_scores(meta["scores"])
+        writer.add_add_space_prefix(meta["add_space_prefix"])
     vocab = tuned.tokenizer.get_vocab()
     hf = getattr(tuned.tokenizer, "_tokenizer", tuned.tokenizer)
     eos = end_of_turn_ids(tuned.tokenizer, tuned.base_config)
@@ -119,41 +125,57 @@ def _add_tokenizer(writer, tuned: Tuned) -> None:
                        (writer.add_unk_token_id, hf.unk_token)):
         if token in vocab:
             add(vocab[token])
-    bos = vocab.get(hf.bos_token) if hf.bos_token else None
-    writer.add_add_bos_token(bos is not None and list(tuned.tokenizer.encode("a"))[:1] == [bos])
+    writer.add_add_bos_token(adds_bos(tuned))
     if chat_template(tuned.tokenizer):
         writer.add_chat_template(chat_template(tuned.tokenizer))
 
 
-def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
+def write_file(tuned: Tuned, path: Path, kind: str, quantize: Callable | None = None) -> None:
+    """Write the (fused) model as one GGUF file whose matrices are of type `kind` (a GGML type name).
+
+    quantize(name, array, qtype) -> (raw blocks, their type): default the gguf package's quantizer (it
+    has none for the K-quants; tests bring their own, and mix types as Q4_K_M does). Vectors stay f32.
+    """
     import gguf
 
-    if tuned.base_config.get("model_type") not in SUPPORTED:
+    model_type = tuned.base_config.get("model_type")
+    if model_type not in ARCHITECTURES:
         raise UserError(f"The GGUF export handles {', '.join(SUPPORTED)} models; this base is "
-                        f"{tuned.base_config.get('model_type')!r}. Export `hf` and convert it with llama.cpp.")
-    out.mkdir(parents=True, exist_ok=True)
-    kind = tensor_type(tuned, bits)
-    path = out / f"model-{kind}.gguf"
-    writer = gguf.GGUFWriter(str(path), "llama")
+                        f"{model_type!r}. Export `hf` and convert it with llama.cpp's convert_hf_to_gguf.py.")
+    qtype = gguf.GGMLQuantizationType[kind.upper()]
+    quantize = quantize or (lambda _name, array, qtype: (gguf.quants.quantize(array, qtype), qtype))
+    writer = gguf.GGUFWriter(str(path), ARCHITECTURES[model_type][0])
     _add_hparams(writer, tuned, kind)
     _add_tokenizer(writer, tuned)
     for name, array in _tensors(tuned).items():
-        if array.ndim == 1 or kind == "f32":  # norms stay f32, as llama.cpp keeps them
+        if array.ndim == 1 or qtype == gguf.GGMLQuantizationType.F32:
             writer.add_tensor(name, array.astype(np.float32))
-        elif kind == "q8_0":
-            qtype = gguf.GGMLQuantizationType.Q8_0
-            writer.add_tensor(name, gguf.quants.quantize(array, qtype), raw_dtype=qtype)
-        else:
+        elif qtype == gguf.GGMLQuantizationType.F16:
             writer.add_tensor(name, array.astype(np.float16))
+        else:
+            raw, raw_type = quantize(name, array, qtype)
+            writer.add_tensor(name, raw, raw_dtype=raw_type)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    write_modelfile(tuned, out, path.name)
+
+
+def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
+    """The `gguf` export: model-<type>.gguf and its Ollama Modelfile in `out`."""
+    out.mkdir(parents=True, exist_ok=True)
+    kind = tensor_type(tuned, bits)
+    write_file(tuned, out / f"model-{kind}.gguf", kind)
+    write_modelfile(tuned, out, f"model-{kind}.gguf")
 
 
 def reload(tuned: Tuned, out: Path):
-    """The GGUF file read back with localsft's GGUF importer (as `localsft models add` would)."""
+    """The GGUF file read back with localsft's GGUF importer, its weights as stored (f16, q8_0 as 8-bit).
+
+    The closest MLX gets to llama.cpp's own arithmetic; the tests also run the file in real llama.cpp.
+    """
+    import mlx_lm
+
     from localsft.models.gguf_import import import_gguf
 
     with tempfile.TemporaryDirectory() as tmp:

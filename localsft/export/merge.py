@@ -62,9 +62,15 @@ def attach_fp32(model: nn.Module, adapter_dir: Path) -> dict:
 
 
 def load_exported(folder: Path) -> tuple[nn.Module, object]:
-    """(model, tokenizer) of an exported model folder, held in fp32 like the tuned model it is checked against."""
-    loaded = load_model(folder, AS_TRAINED)
-    return loaded.model, loaded.tokenizer
+    """(model, tokenizer) of an exported model folder as `mlx_lm.load` runs it: weights as written
+    (fp16 stays fp16, 4-bit stays 4-bit). Checking an fp32 copy instead reported 100% agreement for
+    an fp16 export whose greedy answers differed from the tuned model's on 3 prompts in 8."""
+    import mlx_lm
+
+    model, tokenizer = mlx_lm.load(str(folder))
+    mx.eval(model.parameters())
+    model.eval()
+    return model, tokenizer
 
 
 def load_tuned(run: RunFolder, dtype: str | None = None) -> Tuned:
@@ -103,7 +109,10 @@ def quantize(model: nn.Module, config: dict, bits: int, group_size: int = 32) ->
 def copy_model(model: nn.Module, dtype: str | None = None) -> nn.Module:
     """A second model object sharing (or casting) the weights, to quantize without touching the first."""
     copy = type(model)(model.args)
-    copy.load_weights(list(tree_flatten(model.parameters())), strict=True)
+    weights = dict(tree_flatten(model.parameters()))
+    if hasattr(copy, "sanitize"):  # as mlx_lm.load does: e.g. Gemma 3 drops its lm_head when tied
+        weights = copy.sanitize(weights)
+    copy.load_weights(list(weights.items()), strict=True)
     if dtype is not None:
         cast_floats(copy, dtype)
     copy.eval()

@@ -13,5 +13,5 @@ def write(tuned: Tuned, out: Path, bits: int | None = None) -> None:
 
 
 def reload(tuned: Tuned, out: Path):
-    """The export as mlx-lm loads it (dequantized to fp32 so the check runs on the fast path)."""
+    """The export as `mlx_lm.load` runs it (see merge.load_exported)."""
     return load_exported(out)

@@ -1,9 +1,11 @@
 """Import a `.gguf` file (what Ollama and LM Studio users have) as an MLX model folder.
 
-MLX reads GGUF natively: Q4_0/Q4_1/Q8_0 tensors arrive as MLX affine-quantized
-triples (weight, scales, biases; group size 32), F16/F32 as plain arrays. We
-rename tensors to the Hugging Face / mlx-lm llama layout, undo llama.cpp's RoPE
-row permutation of q and k, and rebuild the tokenizer and chat template from the
+Architectures: llama (Llama 3, Mistral, SmolLM), qwen2, qwen3, gemma2. MLX reads
+Q4_0/Q4_1/Q8_0 tensors natively as MLX affine-quantized triples (weight, scales, biases;
+group size 32), F16/BF16/F32 as plain arrays; files with other types (the K-quants of
+Q4_K_M and friends) are read with the `gguf` package and dequantized to fp16. We rename
+tensors to the Hugging Face / mlx-lm layout, undo llama.cpp's conventions (q/k row order
+for llama, 1 + w norms for Gemma) and rebuild the tokenizer and chat template from the
 file's metadata. The result loads with `mlx_lm.load`.
 """
 
@@ -16,24 +18,17 @@ from pathlib import Path
 import mlx.core as mx
 
 from localsft.errors import UserError
+from localsft.models.gguf_names import from_gguf
 from localsft.models.tokenizer_build import write_tokenizer
 
-SUPPORTED_ARCHITECTURES = ("llama",)
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2")
 GGUF_GROUP_SIZE = 32  # every GGUF block type MLX reads has 32 weights per block
-
-_LAYER_NAMES = {
-    "attn_q": "self_attn.q_proj",
-    "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj",
-    "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-    "attn_norm": "input_layernorm",
-    "ffn_norm": "post_attention_layernorm",
-}
-_TOP_NAMES = {"token_embd": "model.embed_tokens", "output_norm": "model.norm", "output": "lm_head"}
-
+# Types mx.load reads right (Q4_0/Q4_1/Q8_0 stay quantized). It also reads K-quants, dequantized by its
+# bundled gguflib, but Q4_K blocks came back far from the weights the gguf package (and llama.cpp) read.
+MLX_NATIVE_TYPES = {"F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"}
+# Tensor types read (dequantized by the gguf package unless MLX reads them natively).
+SUPPORTED_TYPES = ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1",
+                   "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K")
 
 def read_gguf(path: Path) -> tuple[dict, dict]:
     """Tensors and metadata of a GGUF file, or a UserError saying what is wrong."""
@@ -43,12 +38,41 @@ def read_gguf(path: Path) -> tuple[dict, dict]:
     with open(path, "rb") as fh:
         if fh.read(4) != b"GGUF":
             raise UserError(f"{path} is not a GGUF file (it does not start with the GGUF magic bytes).")
+    reader = _reader(path)
+    if {t.tensor_type.name for t in reader.tensors} <= MLX_NATIVE_TYPES:
+        try:
+            return mx.load(str(path), return_metadata=True)
+        except Exception as err:  # mlx raises RuntimeError/ValueError with C++ text
+            raise UserError(f"Could not read {path} as GGUF: the file is truncated, corrupt or not a model "
+                            f"({err}).") from None
+    return _read_with_gguf_package(path, reader)
+
+
+def _reader(path: Path):
+    from gguf import GGUFReader
+
     try:
-        weights, metadata = mx.load(str(path), return_metadata=True)
-    except Exception as err:  # mlx raises RuntimeError/ValueError with C++ text
-        raise UserError(f"Could not read {path} as GGUF: the file is truncated, corrupt or uses a "
-                        f"tensor type MLX cannot read (Q4_0, Q4_1, Q8_0, F16, F32 work). Detail: {err}") from None
-    return weights, metadata
+        return GGUFReader(str(path))
+    except Exception as err:  # the reader raises ValueError/struct errors on damaged files
+        raise UserError(f"Could not read {path} as GGUF: the file is truncated, corrupt or not a model "
+                        f"({err}).") from None
+
+
+def _read_with_gguf_package(path: Path, reader) -> tuple[dict, dict]:
+    """Tensors dequantized to fp16 (vectors fp32) and metadata, with the `gguf` package's reader."""
+    import numpy as np
+    from gguf.quants import dequantize
+
+    meta = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
+    weights = {}
+    for tensor in reader.tensors:
+        kind = tensor.tensor_type.name
+        if kind not in SUPPORTED_TYPES:
+            raise UserError(f"{path}: tensor {tensor.name} is of type {kind}, which localsft does not read. "
+                            f"Supported types: {', '.join(SUPPORTED_TYPES)}.")
+        array = dequantize(tensor.data, tensor.tensor_type)
+        weights[tensor.name] = mx.array(array.astype(np.float32 if array.ndim == 1 else np.float16))
+    return weights, meta
 
 
 def _scalar(meta: dict, key: str, default=None):
@@ -56,18 +80,6 @@ def _scalar(meta: dict, key: str, default=None):
     if isinstance(value, mx.array):
         value = value.item()
     return value
-
-
-def _hf_name(gguf_name: str) -> str:
-    stem, _, suffix = gguf_name.rpartition(".")
-    if stem.startswith("blk."):
-        _, layer, part = stem.split(".", 2)
-        if part not in _LAYER_NAMES:
-            raise UserError(f"Unexpected tensor in GGUF file: {gguf_name}")
-        return f"model.layers.{layer}.{_LAYER_NAMES[part]}.{suffix}"
-    if stem not in _TOP_NAMES:
-        raise UserError(f"Unexpected tensor in GGUF file: {gguf_name}")
-    return f"{_TOP_NAMES[stem]}.{suffix}"
 
 
 def _unpermute_rows(tensor: mx.array, n_heads: int) -> mx.array:
@@ -78,42 +90,59 @@ def _unpermute_rows(tensor: mx.array, n_heads: int) -> mx.array:
     return shaped.swapaxes(1, 2).reshape(tensor.shape)
 
 
-def llama_config(meta: dict, vocab_size: int, tied: bool) -> dict:
-    """The Hugging Face style config.json for a llama GGUF."""
-    hidden = _scalar(meta, "llama.embedding_length")
-    heads = _scalar(meta, "llama.attention.head_count")
-    return {
-        "model_type": "llama",
-        "architectures": ["LlamaForCausalLM"],
+_MODEL_TYPES = {"llama": ("llama", "LlamaForCausalLM"), "qwen2": ("qwen2", "Qwen2ForCausalLM"),
+                "qwen3": ("qwen3", "Qwen3ForCausalLM"), "gemma2": ("gemma2", "Gemma2ForCausalLM")}
+
+
+def model_config(meta: dict, vocab_size: int, tied: bool) -> dict:
+    """The Hugging Face style config.json for a GGUF of one of the supported architectures."""
+    arch = _scalar(meta, "general.architecture")
+    hidden = _scalar(meta, f"{arch}.embedding_length")
+    heads = _scalar(meta, f"{arch}.attention.head_count")
+    head_dim = _scalar(meta, f"{arch}.attention.key_length") or _scalar(meta, f"{arch}.rope.dimension_count")
+    model_type, architecture = _MODEL_TYPES[arch]
+    config = {
+        "model_type": model_type,
+        "architectures": [architecture],
         "hidden_size": hidden,
-        "num_hidden_layers": _scalar(meta, "llama.block_count"),
-        "intermediate_size": _scalar(meta, "llama.feed_forward_length"),
+        "num_hidden_layers": _scalar(meta, f"{arch}.block_count"),
+        "intermediate_size": _scalar(meta, f"{arch}.feed_forward_length"),
         "num_attention_heads": heads,
-        "num_key_value_heads": _scalar(meta, "llama.attention.head_count_kv", heads),
-        "head_dim": _scalar(meta, "llama.rope.dimension_count", hidden // heads),
-        "rms_norm_eps": float(_scalar(meta, "llama.attention.layer_norm_rms_epsilon", 1e-5)),
-        "rope_theta": float(_scalar(meta, "llama.rope.freq_base", 10000.0)),
-        "max_position_embeddings": _scalar(meta, "llama.context_length", 4096),
+        "num_key_value_heads": _scalar(meta, f"{arch}.attention.head_count_kv", heads),
+        "head_dim": head_dim or hidden // heads,
+        "rms_norm_eps": float(_scalar(meta, f"{arch}.attention.layer_norm_rms_epsilon", 1e-5)),
+        "rope_theta": float(_scalar(meta, f"{arch}.rope.freq_base", 10000.0)),
+        "max_position_embeddings": _scalar(meta, f"{arch}.context_length", 4096),
         "vocab_size": vocab_size,
         "tie_word_embeddings": tied,
         "rope_traditional": False,
-        "attention_bias": False,
-        "mlp_bias": False,
         "bos_token_id": _scalar(meta, "tokenizer.ggml.bos_token_id"),
         "eos_token_id": _scalar(meta, "tokenizer.ggml.eos_token_id"),
     }
+    if arch == "llama":
+        config.update({"attention_bias": False, "mlp_bias": False})
+    if arch == "gemma2":  # llama.cpp scales queries by 1/sqrt(head_dim), as Gemma 2 2B and 9B do
+        config.update({"query_pre_attn_scalar": config["head_dim"], "hidden_activation": "gelu_pytorch_tanh",
+                       "attn_logit_softcapping": float(_scalar(meta, f"{arch}.attn_logit_softcapping", 50.0)),
+                       "final_logit_softcapping": float(_scalar(meta, f"{arch}.final_logit_softcapping", 30.0)),
+                       "sliding_window": _scalar(meta, f"{arch}.attention.sliding_window", 4096)})
+    return config
 
 
 def convert_weights(weights: dict, config: dict) -> tuple[dict, dict | None]:
     """Rename and un-permute tensors; returns (weights, mlx-lm quantization config or None)."""
+    model_type = config["model_type"]
     heads = {"q_proj": config["num_attention_heads"], "k_proj": config["num_key_value_heads"]}
+    heads = heads if model_type == "llama" else {}  # llama.cpp permutes q/k rows of llama only
     out, bits_of = {}, {}
     for name, tensor in weights.items():
-        hf = _hf_name(name)
+        hf = from_gguf(name, model_type)
         module, _, suffix = hf.rpartition(".")
         proj = module.rsplit(".", 1)[-1]
         if proj in heads:
             tensor = _unpermute_rows(tensor, heads[proj])
+        elif model_type.startswith("gemma") and module.endswith("norm"):  # llama.cpp stores Gemma's 1 + w
+            tensor = tensor.astype(mx.float32) - 1
         out[hf] = tensor
         if suffix == "scales":
             bits_of[module] = weights[name.replace(".scales", ".weight")].shape[-1] // tensor.shape[-1]
@@ -138,7 +167,7 @@ def import_gguf(path: Path, out_dir: Path) -> dict:
     tokens = meta.get("tokenizer.ggml.tokens")
     if not tokens:
         raise UserError(f"{path} has no tokenizer in its metadata; cannot import it.")
-    config = llama_config(meta, len(tokens), tied="output.weight" not in weights)
+    config = model_config(meta, len(tokens), tied="output.weight" not in weights)
     converted, quant = convert_weights(weights, config)
     if quant:
         config["quantization"] = quant

@@ -107,6 +107,30 @@ def _write_source(folder: Path, source: str, license_: str | None = None) -> Non
     (folder / SOURCE_FILE).write_text(json.dumps({"source": source, "license": license_}, indent=2))
 
 
+def mlx_lm_config(config: dict) -> dict:
+    """The config with the keys mlx-lm reads, for configs written by transformers 5.
+
+    transformers 5 writes RoPE settings as `rope_parameters` (per layer type for Gemma 3);
+    mlx-lm 0.32 reads `rope_theta` / `rope_scaling` / `rope_local_base_freq` and silently
+    falls back to its defaults, which runs the model with the wrong positions.
+    """
+    config = dict(config)
+    layer_types = config.get("layer_types")
+    if isinstance(layer_types, list) and "full_attention" in layer_types:  # Gemma 3: 5 local layers, 1 global
+        config.setdefault("sliding_window_pattern", layer_types.index("full_attention") + 1)
+    rope = config.get("rope_parameters")
+    if not isinstance(rope, dict):
+        return config
+    full, local = rope.get("full_attention", rope), rope.get("sliding_attention")
+    if "rope_theta" in full:
+        config.setdefault("rope_theta", full["rope_theta"])
+    if full.get("rope_type", "default") != "default":
+        config.setdefault("rope_scaling", {k: v for k, v in full.items() if k != "rope_theta"})
+    if isinstance(local, dict) and "rope_theta" in local:
+        config.setdefault("rope_local_base_freq", local["rope_theta"])
+    return config
+
+
 def _copy_folder(src: Path, dest: Path) -> None:
     if not (src / "config.json").exists():
         raise UserError(f"{src} has no config.json: it is not a Hugging Face or MLX model folder.")
@@ -116,6 +140,8 @@ def _copy_folder(src: Path, dest: Path) -> None:
     for f in src.iterdir():
         if f.is_file() and not f.name.endswith((".bin", ".pt", ".pth", ".pkl")):
             shutil.copy2(f, dest / f.name)
+    config = json.loads((src / "config.json").read_text())
+    (dest / "config.json").write_text(json.dumps(mlx_lm_config(config), indent=2))
 
 
 def install_default_model() -> Path:

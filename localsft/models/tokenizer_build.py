@@ -1,4 +1,10 @@
-"""Rebuild a Hugging Face tokenizer (tokenizer.json + config) from GGUF metadata."""
+"""Rebuild a Hugging Face tokenizer (tokenizer.json + config) from GGUF metadata.
+
+Two kinds: byte-level BPE ("gpt2": tokens + merges + a pre-tokenizer name) and
+SentencePiece-style BPE ("llama": tokens + scores, byte fallback, Gemma / Mistral / Phi).
+For the second, merges are rebuilt from the scores as SentencePiece applies them: the
+pair whose merged piece has the best score first.
+"""
 
 from __future__ import annotations
 
@@ -6,48 +12,86 @@ import json
 from pathlib import Path
 
 import mlx.core as mx
-from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
 from localsft.errors import UserError
 
-CONTROL = 3  # llama.cpp token type for special/control tokens
-USER_DEFINED = 4
+NORMAL, UNKNOWN, CONTROL, USER_DEFINED = 1, 2, 3, 4  # llama.cpp token types
 
 # llama.cpp pre-tokenizer names whose split rule differs from plain GPT-2.
 _DIGITS_EACH = ("smollm",)
 _LLAMA3_SPLIT = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}"
                  r"| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+")
 _LLAMA3_NAMES = ("llama3", "llama-v3", "llama-bpe", "smaug-bpe", "dbrx")
+_QWEN2_SPLIT = _LLAMA3_SPLIT.replace(r"\p{N}{1,3}", r"\p{N}")  # Qwen 2/2.5/3: every digit on its own
 
 
 def _pre_tokenizer(pre: str | None):
     byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
     if pre in _DIGITS_EACH:
         return pre_tokenizers.Sequence([pre_tokenizers.Digits(individual_digits=True), byte_level])
-    if pre in _LLAMA3_NAMES:
-        split = pre_tokenizers.Split(Regex(_LLAMA3_SPLIT), behavior="isolated")
+    if pre in _LLAMA3_NAMES or pre == "qwen2":
+        split = pre_tokenizers.Split(Regex(_QWEN2_SPLIT if pre == "qwen2" else _LLAMA3_SPLIT), behavior="isolated")
         no_regex = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=False)
         return pre_tokenizers.Sequence([split, no_regex])
     return byte_level
 
 
-def build_bpe_tokenizer(meta: dict) -> Tokenizer:
-    """A byte-level BPE tokenizer from `tokenizer.ggml.*` metadata (GPT-2 style vocabularies)."""
-    kind = meta.get("tokenizer.ggml.model")
-    if kind != "gpt2":
-        raise UserError(f"not supported yet: GGUF tokenizer type {kind!r} (byte-level BPE 'gpt2' works)")
-    tokens = meta["tokenizer.ggml.tokens"]
-    merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges", [])]
+def _list(value) -> list:
+    return value.tolist() if isinstance(value, mx.array) else list(value if value is not None else [])
+
+
+def _spm_merges(tokens: list[str], scores: list[float], types: list[int]) -> list[tuple[str, str]]:
+    """BPE merges of a SentencePiece vocabulary: every split of a normal piece into two pieces, best score first."""
+    ids = {t: i for i, (t, k) in enumerate(zip(tokens, types)) if k == NORMAL}
+    found = []
+    for piece, i in ids.items():
+        for cut in range(1, len(piece)):
+            left, right = piece[:cut], piece[cut:]
+            if left in ids and right in ids:
+                found.append((-scores[i], i, ids[left], ids[right], left, right))
+    return [(left, right) for *_, left, right in sorted(found)]
+
+
+def _spm_tokenizer(meta: dict, tokens: list[str], types: list[int]) -> Tokenizer:
+    scores = _list(meta.get("tokenizer.ggml.scores")) or [-float(i) for i in range(len(tokens))]
     vocab = {tok: i for i, tok in enumerate(tokens)}
-    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
-    tokenizer.pre_tokenizer = _pre_tokenizer(meta.get("tokenizer.ggml.pre"))
-    tokenizer.decoder = decoders.ByteLevel()
-    types = meta.get("tokenizer.ggml.token_type")
-    types = types.tolist() if isinstance(types, mx.array) else list(types or [])
+    unk = next((t for t, k in zip(tokens, types) if k == UNKNOWN), None)
+    tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=_spm_merges(tokens, scores, types), unk_token=unk,
+                                     fuse_unk=True, byte_fallback=True))
+    prefix = bool(meta.get("tokenizer.ggml.add_space_prefix", True))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first" if prefix else "never",
+                                                       split=False)
+    tokenizer.decoder = decoders.Sequence([decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse()]
+                                          + ([decoders.Strip(" ", 1, 0)] if prefix else []))
+    return tokenizer
+
+
+def build_bpe_tokenizer(meta: dict) -> Tokenizer:
+    """A tokenizer from `tokenizer.ggml.*` metadata: byte-level BPE ("gpt2") or SentencePiece-style ("llama")."""
+    kind = meta.get("tokenizer.ggml.model")
+    if kind not in ("gpt2", "llama"):
+        raise UserError(f"not supported yet: GGUF tokenizer type {kind!r} (byte-level BPE 'gpt2' and "
+                        f"SentencePiece-style 'llama' work)")
+    tokens = list(meta["tokenizer.ggml.tokens"])
+    types = _list(meta.get("tokenizer.ggml.token_type")) or [NORMAL] * len(tokens)
+    if kind == "llama":
+        tokenizer = _spm_tokenizer(meta, tokens, types)
+    else:
+        merges = [tuple(m.split(" ", 1)) for m in meta.get("tokenizer.ggml.merges", [])]
+        vocab = {tok: i for i, tok in enumerate(tokens)}
+        tokenizer = Tokenizer(models.BPE(vocab=vocab, merges=merges, fuse_unk=False, byte_fallback=False))
+        tokenizer.pre_tokenizer = _pre_tokenizer(meta.get("tokenizer.ggml.pre"))
+        tokenizer.decoder = decoders.ByteLevel()
     special = [AddedToken(t, special=True, normalized=False) for t, k in zip(tokens, types) if k == CONTROL]
     plain = [AddedToken(t, special=False, normalized=False) for t, k in zip(tokens, types) if k == USER_DEFINED]
     tokenizer.add_special_tokens(special)
     tokenizer.add_tokens(plain)
+    bos = meta.get("tokenizer.ggml.bos_token_id")
+    if bos is not None and bool(meta.get("tokenizer.ggml.add_bos_token", False)):  # encode() starts with BOS
+        bos = int(bos.item() if isinstance(bos, mx.array) else bos)
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single=f"{tokens[bos]} $A", pair=f"{tokens[bos]} $A {tokens[bos]} $B", special_tokens=[(tokens[bos], bos)])
     return tokenizer
 
 

@@ -1,0 +1,201 @@
+"""The families people use (Llama 3, Qwen 2.5, Qwen 3, Gemma 2, Gemma 3, Mistral, Phi-3), end to end.
+
+Per family, once (module-scoped): a tiny random model built by transformers with a tokenizer of
+the family's kind (tests/support/families.py), added through `models add`, trained a few
+steps by localsft's trainer. Then: MLX runs it like transformers does, side by side and eval
+work, every export is read back by its real consumer (transformers + peft on torch CPU, real
+llama.cpp for GGUF) and matches MLX's adapter-on-base logits, and the Ollama Modelfile renders
+exactly the conversation the model was trained on.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from support.families import FAMILIES, build_family_model, make_chat_data
+from support.go_template import ollama_render
+from support.llama_cpp import missing_reason, run_llama_cpp
+
+from localsft.errors import UserError
+from localsft.export import export_run
+from localsft.export.check import Probe, probe_logits
+from localsft.export.merge import load_tuned
+from localsft.runs.folder import RunFolder
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+CHATS = [
+    [{"role": "user", "content": "What is the capital of France?"},
+     {"role": "assistant", "content": "Paris is the capital of France."}],
+    [{"role": "system", "content": "Answer briefly."},
+     {"role": "user", "content": "Question: what is two plus two?"},
+     {"role": "assistant", "content": "Answer: four."}],
+]
+GGUF_FAMILIES = ("llama3", "qwen2.5", "qwen3", "gemma2", "mistral")
+
+
+@dataclass
+class Prepared:
+    family: object
+    model_dir: Path  # the model as added to the store
+    run: Path
+    ids: list[list[int]]  # held-out chats, as the run's tokenizer renders them
+    reference: list[np.ndarray]  # adapter-on-base logits in MLX (fp32)
+
+
+def _chats(family) -> list[list[dict]]:
+    """The held-out chats the family's template accepts (Gemma 2 has no system role)."""
+    return [c for c in CHATS if family.name != "gemma2" or c[0]["role"] != "system"]
+
+
+@pytest.fixture(scope="module", params=[f.name for f in FAMILIES])
+def prepared(request, tmp_path_factory) -> Prepared:
+    from localsft.models.store import add_model
+    from localsft.train import TrainConfig, train
+
+    family = next(f for f in FAMILIES if f.name == request.param)
+    root = tmp_path_factory.mktemp(family.name)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LOCALSFT_HOME", str(root / "home"))
+        source = build_family_model(family, root / "hf")
+        info = add_model(str(source), name=f"tiny-{family.name}")
+        config = TrainConfig(model=str(info.path), data=str(make_chat_data(root / "data")), epochs=1, lora_rank=4,
+                             precision="float32", batch_tokens=256, pack_width=128, max_seq_len=128,
+                             learning_rate=2e-3, sample_prompts=0, eval_every=4, early_stopping_patience=0)
+        train(config, root / "run")
+    run = root / "run"
+    (run / "data" / "test.jsonl").write_text("".join(json.dumps({"messages": c}) + "\n" for c in _chats(family)))
+    tuned = load_tuned(RunFolder.open(run))
+    ids = [Probe(c[:-1], c[-1]["content"]).ids(tuned.tokenizer) for c in _chats(family)]
+    reference = [np.array(x) for x in probe_logits(tuned.model, ids)]
+    return Prepared(family, info.path, run, ids, reference)
+
+
+def _torch_logits(model, ids: list[list[int]]) -> list[np.ndarray]:
+    with torch.no_grad():
+        return [model(torch.tensor([seq])).logits[0].float().numpy() for seq in ids]
+
+
+def _assert_close(got: list[np.ndarray], want: list[np.ndarray], tolerance: float) -> None:
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        assert np.abs(g - w).max() < tolerance
+        assert (g.argmax(-1) == w.argmax(-1)).mean() >= 0.95  # random tiny models have near ties
+
+
+def test_added_model_runs_in_mlx_as_in_transformers(prepared):
+    from localsft.export.layout import end_of_turn_ids
+    from localsft.models.loading import load_model
+    from localsft.models.store import model_info
+
+    assert model_info(prepared.model_dir).architecture == prepared.family.model_type
+    loaded = load_model(str(prepared.model_dir), precision="float32")
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(prepared.model_dir), dtype=torch.float32).eval()
+    hf_tok = transformers.AutoTokenizer.from_pretrained(str(prepared.model_dir))
+    messages = _chats(prepared.family)[0][:-1]
+    ids = hf_tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+    ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+    assert loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True) == list(ids)
+    got = [np.array(x) for x in probe_logits(loaded.model, [list(ids)])]
+    _assert_close(got, _torch_logits(hf, [list(ids)]), 1e-3)
+    eos = loaded.tokenizer.get_vocab()[prepared.family.eos]
+    assert eos in end_of_turn_ids(loaded.tokenizer, loaded.config)
+
+
+def test_trained_run_compares_side_by_side_and_evaluates(prepared):
+    from localsft.evaluation.evaluate import evaluate_run
+    from localsft.inference.generate import SamplingSettings
+    from localsft.inference.side_by_side import answer_sides
+    from localsft.inference.switch import load_switchable
+
+    assert (prepared.run / "adapters" / "best" / "adapters.safetensors").exists()
+    switchable = load_switchable(prepared.run)
+    settings = SamplingSettings(max_tokens=6, temperature=0.0)
+    answers = answer_sides(switchable, _chats(prepared.family)[0][:-1], settings)
+    assert set(answers) == {"base", "tuned"}
+    report = evaluate_run(prepared.run, settings=settings, probes=False, switchable=switchable).to_dict()
+    assert report["examples"] == len(_chats(prepared.family))
+    assert report["base"]["loss"] != report["tuned"]["loss"]  # the adapter changed the model
+
+
+def test_exports_read_back_by_transformers_and_peft_match_mlx(prepared, tmp_path):
+    from peft import PeftModel
+
+    results = {r.fmt: r for r in export_run(prepared.run, "adapter,peft,mlx,hf", out=tmp_path, dtype="float32")}
+    assert all(r.check.passed for r in results.values()), [r.check.summary() for r in results.values()]
+    hf = transformers.AutoModelForCausalLM.from_pretrained(str(results["hf"].path), local_files_only=True).eval()
+    _assert_close(_torch_logits(hf, prepared.ids), prepared.reference, 2e-3)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(results["hf"].path), local_files_only=True)
+    eos = tokenizer.convert_tokens_to_ids(prepared.family.eos)
+    generation = json.loads((results["hf"].path / "generation_config.json").read_text())
+    assert eos in (generation["eos_token_id"] if isinstance(generation["eos_token_id"], list)
+                   else [generation["eos_token_id"]])
+    base = transformers.AutoModelForCausalLM.from_pretrained(str(prepared.model_dir), dtype=torch.float32)
+    peft = PeftModel.from_pretrained(base, str(results["peft"].path)).eval()
+    _assert_close(_torch_logits(peft, prepared.ids), prepared.reference, 2e-3)
+
+
+def test_gguf_export_runs_in_real_llama_cpp_like_mlx(prepared, tmp_path):
+    if prepared.family.name not in GGUF_FAMILIES:
+        with pytest.raises(UserError, match=prepared.family.model_type):
+            export_run(prepared.run, "gguf", out=tmp_path, dtype="float32")
+        return
+    (result,) = export_run(prepared.run, "gguf", out=tmp_path, dtype="float32")
+    assert result.check.passed, result.check.summary()
+    if missing_reason():
+        pytest.skip(missing_reason())
+    tuned = load_tuned(RunFolder.open(prepared.run))
+    texts = [tuned.tokenizer.apply_chat_template(c[:-1], tokenize=False, add_generation_prompt=True)
+             for c in _chats(prepared.family)]
+    answer = run_llama_cpp(result.path / "model-f32.gguf", tokenize=texts,
+                           prompts=[{"tokens": ids, "logits": True} for ids in prepared.ids])
+    space = tuned.tokenizer.get_vocab().get("▁")
+    for text, ids in zip(texts, answer["tokenized"]):
+        want = list(tuned.tokenizer.encode(text, add_special_tokens=False))
+        if prepared.family.name == "mistral":  # llama.cpp puts SentencePiece's leading space after <s> too
+            want = want[:1] + [space] + want[1:]
+        assert ids == want
+    got = [np.array(p["logits"], dtype=np.float32) for p in answer["prompts"]]
+    _assert_close(got, prepared.reference, 1e-2)  # llama.cpp keeps its KV cache in f16
+
+
+def _conversations(family) -> list[list[dict]]:
+    user, answer = {"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"}
+    again = {"role": "user", "content": "And now?"}
+    chats = [[user], [user, answer, again], [user, answer, again, answer, again]]
+    if family.name != "gemma2":
+        system = {"role": "system", "content": "You write taglines."}
+        chats += [[system, user], [system, user, answer, again]]
+    return chats
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=[f.name for f in FAMILIES])
+def test_ollama_modelfile_renders_the_trained_conversation(family, tmp_path):
+    """Ollama's rendering of the Modelfile TEMPLATE/SYSTEM equals the chat template's, turn for turn."""
+    import re
+    from types import SimpleNamespace
+
+    from mlx_lm.utils import load_tokenizer
+
+    from localsft.export.gguf import adds_bos
+    from localsft.export.ollama import modelfile_text
+
+    folder = build_family_model(family, tmp_path / family.name)
+    config = json.loads((folder / "config.json").read_text())
+    tokenizer = load_tokenizer(folder, eos_token_ids=config.get("eos_token_id"))
+    tuned = SimpleNamespace(tokenizer=tokenizer, base_config=config)
+    text = modelfile_text(tuned, "model.gguf")
+    template = re.search(r'TEMPLATE """(.*?)"""', text, re.S)
+    assert template, text
+    system = re.search(r'SYSTEM """(.*?)"""', text, re.S)
+    assert f'PARAMETER stop "{family.eos}"' in text
+    bos = family.bos if adds_bos(tuned) else ""  # llama.cpp adds it while tokenizing
+    for chat in _conversations(family):
+        want = tokenizer.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+        got = ollama_render(template.group(1), system.group(1) if system else None, chat)
+        assert bos + got == want, chat
