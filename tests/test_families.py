@@ -182,7 +182,7 @@ def test_ollama_modelfile_renders_the_trained_conversation(family, tmp_path):
 
     from mlx_lm.utils import load_tokenizer
 
-    from localsft.export.gguf import adds_bos
+    from localsft.export.layout import adds_bos
     from localsft.export.ollama import modelfile_text
 
     folder = build_family_model(family, tmp_path / family.name)

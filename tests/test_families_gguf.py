@@ -42,7 +42,7 @@ def source(request, tmp_path_factory):
     (folder / "config.json").write_text(json.dumps(config))
     model, tokenizer = mlx_lm.load(str(folder))
     weights = {k: np.array(v.astype(mx.float32)) for k, v in tree_flatten(model.parameters())}
-    return SimpleNamespace(model=model, tokenizer=tokenizer, base_path=folder, base_config=config), weights
+    return SimpleNamespace(model=model, tokenizer=tokenizer, base_path=folder, base_config=config, name=None), weights
 
 
 def _imported(tmp_path, source, kind: str):

@@ -19,7 +19,7 @@ import numpy as np
 
 from localsft.errors import UserError
 from localsft.export.gguf_vocab import tokenizer_metadata
-from localsft.export.layout import chat_template, end_of_turn_ids
+from localsft.export.layout import adds_bos, chat_template, end_of_turn_ids
 from localsft.export.merge import Tuned, base_license, float_weights, load_exported
 from localsft.export.ollama import write_modelfile
 from localsft.models.gguf_names import to_gguf
@@ -83,25 +83,6 @@ def _add_hparams(writer, tuned: Tuned, kind: str) -> None:
     name = {"F32": "ALL_F32", "Q3_K": "MOSTLY_Q3_K_M", "Q4_K": "MOSTLY_Q4_K_M", "Q5_K": "MOSTLY_Q5_K_M"}
     writer.add_file_type(gguf.LlamaFileType[name.get(kind.upper(), f"MOSTLY_{kind.upper()}")])
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-
-
-def adds_bos(tuned: Tuned) -> bool:
-    """Whether llama.cpp should start every text with the BOS token (add_bos_token).
-
-    Only when the tokenizer does so and the chat template starts with it too: a template without
-    BOS (Phi-3) means the model was trained on conversations without one.
-    """
-    hf = getattr(tuned.tokenizer, "_tokenizer", tuned.tokenizer)
-    bos = tuned.tokenizer.get_vocab().get(hf.bos_token) if hf.bos_token else None
-    if bos is None or list(tuned.tokenizer.encode("a"))[:1] != [bos]:
-        return False
-    if not chat_template(tuned.tokenizer):
-        return True
-    try:
-        text = tuned.tokenizer.apply_chat_template([{"role": "user", "content": "a"}], tokenize=False)
-    except Exception:  # a template that rejects this chat: keep the tokenizer's own rule
-        return True
-    return text.startswith(hf.bos_token)
 
 
 def _add_tokenizer(writer, tuned: Tuned) -> None:

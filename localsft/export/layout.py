@@ -70,3 +70,22 @@ def save_merged(tuned: Tuned, out: Path, config: dict, bits: int | None = None) 
     save_model(out, model)
     save_config(dict(config), out / "config.json")
     write_tokenizer_files(tuned, out)
+
+
+def adds_bos(tuned: Tuned) -> bool:
+    """Whether llama.cpp should start every text with the BOS token (add_bos_token).
+
+    Only when the tokenizer does so and the chat template starts with it too: a template without
+    BOS (Phi-3) means the model was trained on conversations without one.
+    """
+    hf = getattr(tuned.tokenizer, "_tokenizer", tuned.tokenizer)
+    bos = tuned.tokenizer.get_vocab().get(hf.bos_token) if hf.bos_token else None
+    if bos is None or list(tuned.tokenizer.encode("a"))[:1] != [bos]:
+        return False
+    if not chat_template(tuned.tokenizer):
+        return True
+    try:
+        text = tuned.tokenizer.apply_chat_template([{"role": "user", "content": "a"}], tokenize=False)
+    except Exception:  # a template that rejects this chat: keep the tokenizer's own rule
+        return True
+    return text.startswith(hf.bos_token)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from localsft.export.layout import chat_template, stop_tokens
+from localsft.export.layout import adds_bos, chat_template, stop_tokens
 from localsft.export.merge import Tuned
 
 _S, _U, _A, _U2 = "SYSPROBE7", "USERPROBE7", "ASSISTANTPROBE7", "SECONDPROBE7"
@@ -109,7 +109,6 @@ def go_template(parts: ChatParts) -> str:
 
 def _without_bos(parts: ChatParts, tuned: Tuned) -> ChatParts:
     """Drop a leading BOS token from the template when llama.cpp adds one itself (add_bos_token)."""
-    from localsft.export.gguf import adds_bos
 
     bos = getattr(getattr(tuned.tokenizer, "_tokenizer", tuned.tokenizer), "bos_token", None)
     if bos and adds_bos(tuned):
