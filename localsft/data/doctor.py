@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from localsft.data.checks import Seen, check_length, clean_characters, set_problems
+from localsft.data.checks import (Seen, check_length, clean_characters, long_outputs, prompt_and_answer,
+                                  repeated_text, set_problems)
 from localsft.data.mapping import ColumnMapping, RowError, detect_mapping, to_example
 from localsft.data.readers import open_source
 from localsft.data.report import DataReport, length_stats
@@ -59,6 +60,8 @@ def _read(report: DataReport, source, tokenizer, mapping, system_prompt, max_seq
         try:
             example = to_example(record.data, chosen, system_prompt)
             warnings = [(clean_characters(example), "control characters")]
+            if repeated := repeated_text(prompt_and_answer(example)[1]):
+                raise RowError(repeated, code="repeated text")
             tokens = tokenize_example(tokenizer, example, mask_prompt) if tokenizer else None
             warnings.append((tokens and check_length(tokens, max_seq_len), "truncated"))
             warnings.append((seen.check(record.line, example), "conflicting output"))
@@ -89,6 +92,11 @@ def _check(path, tokenizer, mapping, system_prompt, max_seq_len, sheet, mask_pro
         raise UserError(f"{report.path} has a header but no rows." if source.columns else f"{report.path} has no examples.")
     for severity, message in set_problems(report.rows_kept, valid_fraction):
         report.add(None, severity, message, code="size")
+    long_lines = []
+    for i, message in long_outputs(trained):
+        long_lines.append(report.lines[i])
+        report.add(report.lines[i], "warning", f"{_label(report, report.lines[i])}: {message}.", code="long output")
+    report.stats["long_output_lines"] = long_lines  # prepare() keeps these rows out of valid and test
     report.stats.update(dropped=dict(report.dropped), warnings=dict(report.warned),
                         tokens=length_stats(lengths, trained, max_seq_len) or None)
     report.trainable = not any(p.severity == "error" and p.line is None for p in report.problems)
@@ -120,7 +128,10 @@ def prepare(path, out_dir, *, tokenizer=None, mapping: ColumnMapping | None = No
     out_dir.mkdir(parents=True, exist_ok=True)
     if report.trainable:
         seen = Seen()
-        splits = split_groups([seen.group_key(e) for e in report.examples], valid_fraction, test_fraction, seed)
+        keys = [seen.group_key(e) for e in report.examples]
+        long_lines = set(report.stats.get("long_output_lines") or [])
+        outliers = {key for key, line in zip(keys, report.lines) if line in long_lines}
+        splits = split_groups(keys, valid_fraction, test_fraction, seed, train_only=outliers)
         files = {name: open(out_dir / f"{name}.jsonl", "w", encoding="utf-8") for name in SPLITS}
         with files["train"], files["valid"], files["test"]:
             for example, name in zip(report.examples, splits):

@@ -231,6 +231,8 @@ class Progress:
     samples: list[dict] = field(default_factory=list)  # latest [{"prompt", "answer", "reference"}]
     plan: dict = field(default_factory=dict)  # the "started" event
     message: str = ""  # why it failed, or how it ended
+    health: str = ""  # the check after training, one line (evaluation/degenerate.py)
+    health_ok: bool = True
 
     @property
     def done(self) -> bool:
@@ -255,6 +257,8 @@ def _apply(progress: Progress, event: dict) -> None:
         progress.best_val_loss = event.get("best_val_loss")
     elif kind == "sample":
         progress.samples = event.get("samples", [])
+    elif kind == "health":
+        progress.health, progress.health_ok = event.get("summary", ""), bool(event.get("ok", True))
     elif kind in DONE:
         progress.status, progress.eta_s = kind, 0.0
         progress.step = event.get("step", progress.step)

@@ -37,6 +37,8 @@ class TrainState:
     best_step: int = 0
     evals_since_best: int = 0
     elapsed_s: float = 0.0
+    best_adherence: float | None = None  # held-out format adherence of the best checkpoint (format_watch.py)
+    format_streak: int = 0  # validations in a row with every held-out answer in format
 
 
 def _save_safetensors(path: Path, arrays: dict, metadata: dict | None = None) -> None:
