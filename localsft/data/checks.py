@@ -148,6 +148,6 @@ def long_outputs(answer_tokens: list[int]) -> list[tuple[int, str]]:
         return []
     median = sorted(answer_tokens)[len(answer_tokens) // 2]
     limit = max(LONG_OUTPUT_FACTOR * median, median + LONG_OUTPUT_MIN_EXTRA)
-    return [(i, f"the output is {n} tokens, {n / max(median, 1):.0f}x the typical {median}; "
-                "a few very long outputs dominate what the model learns (kept out of the held-out splits)")
+    return [(i, f"the output is {n} tokens, far longer than the rest ({n / max(median, 1):.0f}x the typical "
+                f"{median}); a few very long outputs dominate what the model learns (kept out of the held-out splits)")
             for i, n in enumerate(answer_tokens) if n > limit]

@@ -59,9 +59,8 @@ def _read(report: DataReport, source, tokenizer, mapping, system_prompt, max_seq
                 report.add(None, "warning", note, code="guessed columns")
         try:
             example = to_example(record.data, chosen, system_prompt)
-            warnings = [(clean_characters(example), "control characters")]
-            if repeated := repeated_text(prompt_and_answer(example)[1]):
-                raise RowError(repeated, code="repeated text")
+            warnings = [(clean_characters(example), "control characters"),
+                        (repeated_text(prompt_and_answer(example)[1]), "repeated text")]
             tokens = tokenize_example(tokenizer, example, mask_prompt) if tokenizer else None
             warnings.append((tokens and check_length(tokens, max_seq_len), "truncated"))
             warnings.append((seen.check(record.line, example), "conflicting output"))
@@ -97,6 +96,12 @@ def _check(path, tokenizer, mapping, system_prompt, max_seq_len, sheet, mask_pro
         long_lines.append(report.lines[i])
         report.add(report.lines[i], "warning", f"{_label(report, report.lines[i])}: {message}.", code="long output")
     report.stats["long_output_lines"] = long_lines  # prepare() keeps these rows out of valid and test
+    odd = [f"{what}: {n}" for code, what in (("repeated text", "outputs that repeat one piece of text"),
+                                            ("long output", "outputs far longer than the rest"))
+           if (n := report.warned.get(code, 0))]
+    if odd:  # said once for the whole set too, so "ready to train" never hides them
+        report.add(None, "warning", f"Look at these before training ({'; '.join(odd)}; listed by line): "
+                                    "the model learns from them like from any other example.", code="outputs")
     report.stats.update(dropped=dict(report.dropped), warnings=dict(report.warned),
                         tokens=length_stats(lengths, trained, max_seq_len) or None)
     report.trainable = not any(p.severity == "error" and p.line is None for p in report.problems)
