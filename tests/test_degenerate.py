@@ -72,3 +72,20 @@ def test_a_deliberately_looping_adapter_is_detected_after_training(tiny_model_di
     assert [e.type for e in events][-1] == "finished"  # the check comes before the end of the run
     saved = json.loads((result.run_dir / HEALTH_FILE).read_text())
     assert saved["ok"] is False and all("repetition loop" in row["flags"] for row in saved["answers"])
+
+
+def test_paraphrase_option_keeps_outputs_and_held_out_rows_real(tiny_model_dir, tmp_path):
+    from localsft.train.augment import FILE, usable
+    from test_train import make_data
+
+    data = make_data(tmp_path / "data", n_train=20, n_valid=4)
+    config = tiny_config(tiny_model_dir, data, epochs=1, augment_paraphrases=True)
+    result = train(config, tmp_path / "run")
+    rows = [json.loads(line) for line in (result.run_dir / "data" / FILE).read_text().splitlines()]
+    originals = [json.loads(line) for line in (data / "train.jsonl").read_text().splitlines()]
+    assert rows[:20] == originals  # the user's rows first, unchanged
+    answers = {r["messages"][-1]["content"] for r in originals}
+    assert all(r["messages"][-1]["content"] in answers for r in rows[20:])  # outputs stay the user's
+    assert (result.run_dir / "data" / "valid.jsonl").read_text() == (data / "valid.jsonl").read_text()
+    assert usable("Where is my parcel?", "Where's my order?") and not usable("", "Where's my order?")
+    assert not usable("where's my order?", "Where's my order?")

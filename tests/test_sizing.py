@@ -42,12 +42,12 @@ def test_unset_settings_follow_the_number_of_examples(n, steps, epochs, per_step
     assert sizing.examples_per_step == per_step
     assert config.lora_layers == -1 and config.lora_keys is None  # every linear layer of every block
     assert config.learning_rate == pytest.approx(1e-3)
-    assert sorted(sizing.sized) == ["batch_tokens", "epochs", "learning_rate", "lora_layers"]
+    assert sorted(sizing.sized) == ["batch_tokens", "epochs", "learning_rate", "lora_layers", "pack_width"]
 
 
 def test_a_setting_the_user_gave_wins():
     config, sizing, total, per_epoch = _sized(40, TrainConfig(epochs=2, learning_rate=1e-4, lora_layers=8,
-                                                             batch_tokens=1024))
+                                                             batch_tokens=1024, pack_width=256))
     assert (config.epochs, config.learning_rate, config.lora_layers, config.batch_tokens) == (2, 1e-4, 8, 1024)
     assert sizing.sized == [] and total == 2 * per_epoch
     config, sizing, total, _ = _sized(40, TrainConfig(iters=7))
@@ -73,3 +73,8 @@ def test_validation_subset_is_fixed_capped_and_spread_over_lengths():
     picked = sorted(lengths[i] for i in subset)
     assert picked[0] == 1 and picked[-1] == 100  # shortest and longest both in
     assert validation_subset([5, 3], cap=10) == [1, 0]
+
+
+def test_very_short_examples_come_a_few_per_step_not_twenty():
+    config, sizing, total, per_epoch = _sized(40, width=14)
+    assert config.pack_width == 64 and per_epoch >= 8 and total >= MIN_STEPS

@@ -41,7 +41,8 @@ class TrainConfig:
     batch_size: int | None = field(default=None, metadata={
         "help": "examples per micro-batch; set it to batch without packing (like mlx_lm)"})
     packing: bool = field(default=True, metadata={"help": "pack short examples into shared rows"})
-    pack_width: int = field(default=256, metadata={"help": "row width that short examples are packed into"})
+    pack_width: int | None = field(default=None, metadata={
+        "help": "row width that short examples are packed into (None: sized to the data, 64-256)"})
     grad_accumulation: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
     learning_rate: float | None = field(default=None, metadata={
         "help": "peak learning rate (None: sized to the data)"})
@@ -64,6 +65,8 @@ class TrainConfig:
     test_fraction: float = field(default=0.1, metadata={"help": "share of a raw data file held out for testing"})
     sample_prompts: int = field(default=2, metadata={"help": "held-out prompts answered at each validation"})
     sample_max_tokens: int = field(default=48, metadata={"help": "length of those sample answers"})
+    augment_paraphrases: bool = field(default=False, metadata={
+        "help": "under 50 examples: also train on the base model's paraphrases of the inputs (outputs stay yours)"})
     format_check: dict | None = field(default=None, metadata={
         "help": "regex or JSON schema the answers must match (used by evaluation)"})
 
@@ -86,7 +89,7 @@ class TrainConfig:
         need(self.batch_tokens is None or self.batch_tokens >= 8, "batch_tokens must be at least 8.")
         need(self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1.")
         need(self.grad_accumulation >= 1, "grad_accumulation must be at least 1.")
-        need(self.pack_width >= 8, "pack_width must be at least 8.")
+        need(self.pack_width is None or self.pack_width >= 8, "pack_width must be at least 8.")
         need(self.early_stopping_patience >= 0, "early_stopping_patience must be 0 or more.")
         need(0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1, "data fractions must be in [0, 1).")
         need(self.format_check is None or isinstance(self.format_check, dict),

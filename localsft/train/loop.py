@@ -121,6 +121,11 @@ class _Trainer:
         if self.group.is_main and not (resume and (run.data_dir / "train.jsonl").exists()):
             prepare_run_data(config, run, tokenizer)
         train_rows, self.valid_rows = self.group.from_main(lambda: load_splits(config, run))
+        if config.augment_paraphrases:  # before LoRA is attached: the base model paraphrases
+            from localsft.train.augment import augmented_train_rows
+
+            train_rows = self.group.from_main(lambda: augmented_train_rows(train_rows, self.loaded, run.data_dir,
+                                                                           config.seed))
         examples = tokenize_examples(train_rows, tokenizer, config.max_seq_len, config.mask_prompt)
         self.valid = tokenize_examples(self.valid_rows, tokenizer, config.max_seq_len, config.mask_prompt)
         # unset settings are sized to the data (sizing.py); the run's config.yaml keeps them unset,

@@ -5,7 +5,8 @@ examples and their token lengths; a setting the user gave always wins. The rule:
 
     LoRA placement   every linear layer of every block (lora_layers = -1, lora_keys = all)
     examples / step  b = 4 below 100 examples, then n / 25, at most 8
-    batch_tokens     b x mean example length, rounded up to whole packed rows
+    pack_width       b x mean example length, as a row width between 64 and 256
+    batch_tokens     b x mean example length, to the nearest whole packed row (at least one)
     optimizer steps  at least 60 (a floor of useful updates for 30-50 examples) and
                      2 epochs; never more than 8 epochs (10 examples do not get 60 steps)
     learning rate    1e-3 (rank 8, alpha 16: the update is scaled by 2)
@@ -37,12 +38,13 @@ import numpy as np
 
 from localsft.train.config import TrainConfig
 
-SIZED_FIELDS = ("lora_layers", "batch_tokens", "learning_rate", "epochs")
+SIZED_FIELDS = ("lora_layers", "pack_width", "batch_tokens", "learning_rate", "epochs")
 MIN_STEPS = 60  # below ~50 examples, fewer updates than this left the format unlearned
 TARGET_EPOCHS = 2.0  # above ~120 examples, 2 passes reached the format; more cost time and retention
 MAX_EPOCHS = 8.0  # the floor of steps never buys more passes than this over a tiny set
 LEARNING_RATE = 1e-3
 SMALL_BATCH, LARGE_BATCH = 4, 8  # examples per optimizer step
+MIN_PACK_WIDTH, MAX_PACK_WIDTH = 64, 256  # packed row width bounds (positions)
 VALID_CAP = 16  # validation examples scored per evaluation (a fixed, length-spread subset)
 EVALS_PER_RUN = 6  # validations per run when eval_every is unset
 
@@ -67,11 +69,19 @@ def examples_per_step(n: int) -> int:
     return min(LARGE_BATCH, max(SMALL_BATCH, n // 25))
 
 
+def pack_width_for(n: int, mean_width: float) -> int:
+    """Packed row width: about one step's examples (64-256 positions), so short examples still
+    come a few per step instead of twenty."""
+    from localsft.train.batching import width_bucket
+
+    return min(MAX_PACK_WIDTH, max(MIN_PACK_WIDTH, width_bucket(math.ceil(examples_per_step(n) * mean_width))))
+
+
 def batch_tokens_for(n: int, mean_width: float, pack_width: int, max_width: int) -> int:
     """A token budget holding about `examples_per_step(n)` examples, in whole packed rows."""
-    row = max(pack_width, max_width) if max_width > pack_width else pack_width
+    row = max(pack_width, max_width)
     wanted = examples_per_step(n) * mean_width
-    return max(row, math.ceil(wanted / pack_width) * pack_width)
+    return max(row, round(wanted / pack_width) * pack_width)  # the nearest whole number of rows
 
 
 def epochs_for(steps_per_epoch: int) -> float:
@@ -93,8 +103,11 @@ def size_config(config: TrainConfig, widths: list[int], steps_per_epoch) -> tupl
         changes["lora_layers"] = -1
     if config.learning_rate is None:
         changes["learning_rate"] = LEARNING_RATE
+    if config.pack_width is None:
+        changes["pack_width"] = pack_width_for(n, mean_width)
     if config.batch_tokens is None:
-        changes["batch_tokens"] = batch_tokens_for(n, mean_width, config.pack_width, max(widths, default=0))
+        pack_width = changes.get("pack_width", config.pack_width)
+        changes["batch_tokens"] = batch_tokens_for(n, mean_width, pack_width, max(widths, default=0))
     sized = config.replace(**changes) if changes else config
     if config.epochs is None:
         epochs = 1.0 if config.iters else epochs_for(steps_per_epoch(sized))
