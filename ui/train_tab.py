@@ -21,11 +21,13 @@ from localsft_ui.common import plain_errors
 
 POLL_SECONDS = 2.0
 # The advanced fields, in the order `overrides` takes them: (label, decimals, element id).
-ADVANCED = [("Epochs (0: the recipe's)", None, None), ("Steps (0: from the epochs)", 0, "train-iters"),
-            ("Learning rate (0: the recipe's)", None, None), ("LoRA rank (0: the recipe's)", 0, None),
-            ("Max tokens per example (0: the recipe's)", 0, None)]
+ADVANCED = [("Epochs (0: the recipe's, else sized to the data)", None, None),
+            ("Steps (0: from the epochs)", 0, "train-iters"),
+            ("Learning rate (0: the recipe's, else sized to the data)", None, None),
+            ("LoRA rank (0: the recipe's)", 0, None), ("Max tokens per example (0: the recipe's)", 0, None)]
 STATUS_WORDS = {"waiting": "Starting (loading the model and the data)…", "running": "Training…",
-                "finished": "Finished.", "early_stopped": "Finished early: the validation loss stopped improving.",
+                "finished": "Finished.", "early_stopped": "Finished early: held-out quality stopped improving "
+                                                "(or the format held on every held-out answer).",
                 "stopped": "Stopped. You can resume it later.", "failed": "Failed.",
                 "interrupted": "Interrupted."}
 

@@ -57,7 +57,8 @@ class _Progress:
         elif kind == "health":
             self._line(event.summary)
         elif kind == "early_stopped":
-            self._line(f"early stop: no improvement since step {event.best_step}")
+            self._line(f"early stop: the best checkpoint is step {event.best_step} (no improvement since, "
+                       f"or the format held on every held-out answer)")
         elif kind in ("failed", "stopped"):
             self._line(f"{kind}: {getattr(event, 'reason', '') or f'checkpoint at step {event.step}'}")
 
