@@ -59,6 +59,8 @@ def progress_html(p: Progress, events: list[dict]) -> str:
         extra.append(f"best validation loss {p.best_val_loss:.4f}")
     details = f"<details><summary>Details</summary>{' · '.join(extra)}</details>" if extra else ""
     message = f"<div>{html.escape(p.message)}</div>" if p.message else ""
+    if p.health and p.done:  # the check after training: loops, empty or identical answers, with the fix
+        message += f'<div id="train-health" data-ok="{str(p.health_ok).lower()}">{html.escape(p.health)}</div>'
     return (f'<div id="train-progress" data-status="{p.status}"><b>{html.escape(display_name(p.run_dir))}</b>: '
             f'{words}<br><progress value="{p.step}" max="{max(p.steps, 1)}" style="width:100%"></progress>'
             f'<div id="train-eta">{line.removeprefix(" · ")}</div>{message}{details}</div>')

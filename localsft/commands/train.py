@@ -53,13 +53,18 @@ class _Progress:
             print(f"[{event.model}: {event.precision}]\n{event.train_examples} training examples, "
                   f"{event.steps} steps ({event.epochs} epochs), about {_duration(event.est_seconds)} "
                   f"and {event.est_memory_mb:.0f} MB", file=self.stream)
+            if event.sizing and event.sizing.get("sized"):
+                print(event.sizing["summary"], file=self.stream)
         elif kind == "step":
             self._step(event)
         elif kind == "eval":
             self._line(f"step {event.step}: validation loss {event.val_loss:.4f}"
                        f"{' (best)' if event.improved else ''}")
+        elif kind == "health":
+            self._line(event.summary)
         elif kind == "early_stopped":
-            self._line(f"early stop: no improvement since step {event.best_step}")
+            self._line(f"early stop: the best checkpoint is step {event.best_step} (no improvement since, "
+                       f"or the format held on every held-out answer)")
         elif kind in ("failed", "stopped", "diverged"):
             self._line(f"{kind}: {getattr(event, 'reason', '') or f'checkpoint at step {event.step}'}")
 

@@ -122,3 +122,32 @@ def set_problems(kept: int, valid_fraction: float) -> list[tuple[str, str]]:
                                     f"({valid_fraction:.0%}): the validation loss will be noisy; "
                                     f"{MIN_HELD_OUT / valid_fraction:.0f}+ examples give a steadier one."))
     return problems
+
+
+LONG_OUTPUT_FACTOR = 4  # an output this many times the median length (in tokens) is flagged...
+LONG_OUTPUT_MIN_EXTRA = 64  # ...when it is also this many tokens longer than the median
+_REPEAT = re.compile(r"(.{8,200}?)(?:\s*\1){3,}", re.DOTALL)  # a piece of 8+ characters said 4+ times in a row
+REPEAT_SHARE = 0.5  # of the output
+
+
+def repeated_text(answer: str) -> str | None:
+    """A warning when most of an output is one piece of text repeated (a paste or export error)."""
+    best = max(_REPEAT.finditer(answer), key=lambda m: m.end() - m.start(), default=None)
+    if best is None or (best.end() - best.start()) < REPEAT_SHARE * len(answer.strip()):
+        return None
+    piece = " ".join(best.group(1).split())
+    times = len(re.findall(re.escape(best.group(1)), answer))
+    shown = piece if len(piece) <= 40 else piece[:37] + "..."
+    return (f"the output repeats {shown!r} {times} times; the model would learn to loop "
+            "(fix the cell or drop the row)")
+
+
+def long_outputs(answer_tokens: list[int]) -> list[tuple[int, str]]:
+    """(index, warning) for outputs far longer than the rest of the set, in tokens."""
+    if len(answer_tokens) < 5:
+        return []
+    median = sorted(answer_tokens)[len(answer_tokens) // 2]
+    limit = max(LONG_OUTPUT_FACTOR * median, median + LONG_OUTPUT_MIN_EXTRA)
+    return [(i, f"the output is {n} tokens, far longer than the rest ({n / max(median, 1):.0f}x the typical "
+                f"{median}); a few very long outputs dominate what the model learns (kept out of the held-out splits)")
+            for i, n in enumerate(answer_tokens) if n > limit]

@@ -10,9 +10,10 @@ import json
 import os
 from pathlib import Path
 
-from localsft.data.checks import Seen, check_length, clean_characters, set_problems
-from localsft.data.mapping import ColumnMapping, RowError, detect_mapping, shown, to_example
+from localsft.data.checks import (Seen, check_length, clean_characters, long_outputs, prompt_and_answer,
+                                  repeated_text, set_problems)
 from localsft.data.formats import open_source
+from localsft.data.mapping import ColumnMapping, RowError, detect_mapping, shown, to_example
 from localsft.data.readers import MAX_ROWS
 from localsft.data.report import DataReport, length_stats
 from localsft.data.split import split_groups
@@ -107,6 +108,7 @@ def _read(report: DataReport, source, mapping, system_prompt) -> None:
         try:
             example = to_example(record.data, mappings(record), system_prompt)
             warnings = [(clean_characters(example), "control characters"),
+                        (repeated_text(prompt_and_answer(example)[1]), "repeated text"),
                         (seen.check(record.line, example), "conflicting output")]
         except RowError as err:
             report.add(record.line, "error", f"{where}: {str(err).rstrip('.')}.", err.column, err.code)
@@ -168,6 +170,17 @@ def finish_check(report: DataReport, tokenizer=None, valid_fraction: float = 0.1
     report.rows_kept = len(report.examples)
     for severity, message in set_problems(report.rows_kept, valid_fraction):
         report.add(None, severity, message, code="size")
+    long_lines = []
+    for i, message in long_outputs(trained):
+        long_lines.append(report.lines[i])
+        report.add(report.lines[i], "warning", f"{_label(report, report.lines[i])}: {message}.", code="long output")
+    report.stats["long_output_lines"] = long_lines  # prepare() keeps these rows out of valid and test
+    odd = [f"{what}: {n}" for code, what in (("repeated text", "outputs that repeat one piece of text"),
+                                            ("long output", "outputs far longer than the rest"))
+           if (n := report.warned.get(code, 0))]
+    if odd:  # said once for the whole set too, so "ready to train" never hides them
+        report.add(None, "warning", f"Look at these before training ({'; '.join(odd)}; listed by line): "
+                                    "the model learns from them like from any other example.", code="outputs")
     report.stats.update(dropped=dict(report.dropped), warnings=dict(report.warned),
                         tokens=length_stats(lengths, trained, report.stats["max_seq_len"]) or None)
     report.trainable = not any(p.severity == "error" and p.line is None for p in report.problems)
@@ -235,7 +248,10 @@ def _write(report: DataReport, out_dir: Path, manifest: Manifest, valid_fraction
     names = []
     if report.trainable:
         seen = Seen()
-        splits = split_groups([seen.group_key(e) for e in report.examples], valid_fraction, test_fraction, seed)
+        keys = [seen.group_key(e) for e in report.examples]
+        long_lines = set(report.stats.get("long_output_lines") or [])
+        outliers = {key for key, line in zip(keys, report.lines) if line in long_lines}  # kept out of held-out splits
+        splits = split_groups(keys, valid_fraction, test_fraction, seed, train_only=outliers)
         files = {name: open(out_dir / f".{name}.jsonl.partial", "w", encoding="utf-8") for name in SPLITS}
         with files["train"], files["valid"], files["test"]:
             for example, name in zip(report.examples, splits):

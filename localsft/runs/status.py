@@ -58,6 +58,8 @@ class Progress:
     plan: dict = field(default_factory=dict)  # the latest "started" event
     message: str = ""  # why it failed, or how it ended
     early: bool = False  # finished early: validation stopped improving
+    health: str = ""  # the check after training, one line (localsft.evaluation.degenerate)
+    health_ok: bool = True
     started_at: float | None = None  # time of the first event
 
     @property
@@ -93,6 +95,8 @@ def _apply(progress: Progress, event: dict) -> None:
         progress.samples = list(event.get("samples", []))
     elif kind == "early_stopped":
         progress.early = True
+    elif kind == "health":
+        progress.health, progress.health_ok = str(event.get("summary", "")), bool(event.get("ok", True))
     elif kind == "resume_failed":  # a resume that never started leaves the run as it was
         progress.message = str(event.get("reason", ""))
     elif kind in ENDINGS:

@@ -26,6 +26,7 @@ from localsft.errors import UserError
 
 _BUCKETS = (16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096)
 _WIDTH_STEPS = ((64, 16), (512, 32), (2048, 128))  # (up to, round to a multiple of); beyond: 512
+EVAL_BATCH_TOKENS = 1024  # validation batches when the config's batch_tokens is not sized yet
 
 
 def bucket(n: int) -> int:
@@ -144,7 +145,7 @@ def plan_batches(examples: list[Example], batch_tokens: int, pack_width: int | N
         batches = [[[i] for i in order[s:s + batch_size]] for s in range(0, len(order), batch_size)]
     else:
         groups: dict[int, list[list[int]]] = {}
-        for width, row in _first_fit_decreasing(order, lengths, pack_width):
+        for width, row in _first_fit_decreasing(order, lengths, pack_width or 0):
             groups.setdefault(width, []).append(row)
         for width, rows in sorted(groups.items()):
             if rng is not None:
@@ -231,5 +232,6 @@ def eval_batches(examples: list[Example], config) -> list[Batch]:
     """Validation batches in a fixed order (packed the same way as training)."""
     packed = config.packs
     size = None if packed else (config.batch_size or 1)
-    plan = plan_batches(examples, config.batch_tokens, config.pack_width if packed else None, size, None)
+    budget = config.batch_tokens or EVAL_BATCH_TOKENS  # an unsized config (e.g. a benchmark's scorer)
+    plan = plan_batches(examples, budget, config.pack_width if packed else None, size, None)
     return [make_batch(examples, rows, packed, config.pack_width) for rows in plan]

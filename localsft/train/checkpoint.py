@@ -38,6 +38,8 @@ class TrainState:
     evals_since_best: int = 0
     base_val_loss: float | None = None  # before any training: what divergence is measured against
     elapsed_s: float = 0.0
+    best_adherence: float | None = None  # held-out format adherence of the best checkpoint (format_watch.py)
+    format_streak: int = 0  # validations in a row with every held-out answer in format
 
 
 def _create(path: Path):

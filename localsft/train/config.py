@@ -35,19 +35,24 @@ class TrainConfig:
     lora_rank: int = field(default=8, metadata={"help": "LoRA rank r"})
     lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha; the update is scaled by alpha / rank"})
     lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input"})
-    lora_layers: int = field(default=16, metadata={"help": "adapt the last N transformer blocks (-1: all)"})
+    lora_layers: int | None = field(default=None, metadata={
+        "help": "adapt the last N transformer blocks (-1: all; None: sized to the data, see sizing.py)"})
     lora_keys: list[str] | None = field(default=None, metadata={
         "help": "projections to adapt, e.g. [self_attn.q_proj, self_attn.v_proj] (None: every linear layer)"})
-    epochs: float = field(default=3.0, metadata={"help": "passes over the training data"})
+    epochs: float | None = field(default=None, metadata={
+        "help": "passes over the training data (None: sized to the data, see sizing.py)"})
     iters: int | None = field(default=None, metadata={"help": "optimizer steps; overrides epochs when set"})
-    batch_tokens: int = field(default=1024, metadata={
-        "help": "token budget per micro-batch (packed rows x width); fewer tokens, more updates per epoch"})
+    batch_tokens: int | None = field(default=None, metadata={
+        "help": "token budget per micro-batch (packed rows x width); fewer tokens, more updates per epoch "
+                "(None: sized to the data)"})
     batch_size: int | None = field(default=None, metadata={
         "help": "examples per micro-batch; set it to batch without packing (like mlx_lm)"})
     packing: bool = field(default=True, metadata={"help": "pack short examples into shared rows"})
-    pack_width: int = field(default=256, metadata={"help": "row width that short examples are packed into"})
+    pack_width: int | None = field(default=None, metadata={
+        "help": "row width that short examples are packed into (None: sized to the data, 64-256)"})
     grad_accumulation: int = field(default=1, metadata={"help": "micro-batches per optimizer step"})
-    learning_rate: float = field(default=2e-4, metadata={"help": "peak learning rate"})
+    learning_rate: float | None = field(default=None, metadata={
+        "help": "peak learning rate (None: sized to the data)"})
     lr_schedule: str = field(default="cosine", metadata={
         "help": "cosine, linear or constant after warmup", "choices": SCHEDULES})
     warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of the steps spent warming up"})
@@ -57,7 +62,7 @@ class TrainConfig:
     precision: str = field(default="auto", metadata={
         "help": "auto (follows the device), float32, ... or quantized", "choices": PRECISIONS})
     seed: int = field(default=0, metadata={"help": "seed for data order, LoRA init and dropout"})
-    eval_every: int | None = field(default=None, metadata={"help": "steps between validations (None: ~10 per run)"})
+    eval_every: int | None = field(default=None, metadata={"help": "steps between validations (None: ~6 per run)"})
     early_stopping_patience: int = field(default=3, metadata={
         "help": "stop after this many validations without improvement (0: never)"})
     checkpoint_every: int | None = field(default=None, metadata={"help": "steps between checkpoints (None: every eval)"})
@@ -69,6 +74,8 @@ class TrainConfig:
     test_fraction: float = field(default=0.1, metadata={"help": "share of a raw data file held out for testing"})
     sample_prompts: int = field(default=2, metadata={"help": "held-out prompts answered at each validation"})
     sample_max_tokens: int = field(default=48, metadata={"help": "length of those sample answers"})
+    augment_paraphrases: bool = field(default=False, metadata={
+        "help": "under 50 examples: also train on the base model's paraphrases of the inputs (outputs stay yours)"})
     format_check: dict | None = field(default=None, metadata={
         "help": "regex or JSON schema the answers must match (used by evaluation)"})
 
@@ -91,16 +98,16 @@ class TrainConfig:
         need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}.")
         need(self.lora_rank >= 1, "lora_rank must be at least 1.")
         need(0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1).")
-        need(self.epochs > 0 or (self.iters or 0) > 0, "epochs (or iters) must be positive.")
+        need(self.epochs is None or self.epochs > 0 or (self.iters or 0) > 0, "epochs (or iters) must be positive.")
         need(self.iters is None or self.iters >= 1, "iters must be at least 1.")
-        need(self.learning_rate > 0, "learning_rate must be positive.")
+        need(self.learning_rate is None or self.learning_rate > 0, "learning_rate must be positive.")
         need(0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1).")
         need(self.max_seq_len >= 8, "max_seq_len must be at least 8.")
-        need(self.batch_tokens >= self.max_seq_len or self.batch_size is not None,
-             f"batch_tokens ({self.batch_tokens}) must be at least max_seq_len ({self.max_seq_len}).")
+        # a row wider than batch_tokens still makes a batch of one row: no need to tie it to max_seq_len
+        need(self.batch_tokens is None or self.batch_tokens >= 8, "batch_tokens must be at least 8.")
         need(self.batch_size is None or self.batch_size >= 1, "batch_size must be at least 1.")
         need(self.grad_accumulation >= 1, "grad_accumulation must be at least 1.")
-        need(self.pack_width >= 8, "pack_width must be at least 8.")
+        need(self.pack_width is None or self.pack_width >= 8, "pack_width must be at least 8.")
         need(self.early_stopping_patience >= 0, "early_stopping_patience must be 0 or more.")
         need(0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1, "data fractions must be in [0, 1).")
         need(self.format_check is None or isinstance(self.format_check, dict),

@@ -40,6 +40,7 @@ class Started(Event):
     est_memory_mb: float
     available_memory_mb: float
     resumed_from_step: int = 0
+    sizing: dict | None = None  # what sizing.py decided: examples, examples_per_step, sized settings, summary
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Eval(Event):
     val_loss: float
     best_val_loss: float
     improved: bool
+    format_adherence: float | None = None  # share of held-out answers in the recipe's format, when checked
 
 
 @dataclass
@@ -88,6 +90,17 @@ class EarlyStopped(Event):
     step: int
     best_step: int
     best_val_loss: float
+
+
+@dataclass
+class Health(Event):
+    """The check after training (evaluation/degenerate.py): do held-out answers look like answers?"""
+
+    type: ClassVar[str] = "health"
+    ok: bool
+    summary: str  # one plain line, with the likely fix when not ok
+    problems: list = field(default_factory=list)
+    path: str = ""  # RUN/health.json, with every answer looked at
 
 
 @dataclass

@@ -35,6 +35,8 @@ from localsft.train.group import SINGLE, Group
 from localsft.train.loss import loss_sum
 from localsft.train.plan import MB, calibrate, check_fits, estimate_memory
 from localsft.train.setup import apply_method, build_optimizer, load_splits, prepare_run_data, trainable_count
+from localsft.train import sizing as sz
+from localsft.train.format_watch import LEARNED_STREAK, FormatWatch, is_better
 
 DIVERGED_FACTOR = 1.5  # validation loss this many times the untrained model's: diverged
 
@@ -156,8 +158,18 @@ class _Trainer:
         if self.group.is_main and not (resume and (run.data_dir / "train.jsonl").exists()):
             prepare_run_data(config, run, tokenizer)
         train_rows, self.valid_rows = self.group.from_main(lambda: load_splits(config, run))
+        if config.augment_paraphrases:  # before LoRA is attached: the base model paraphrases
+            from localsft.train.augment import augmented_train_rows
+
+            train_rows = self.group.from_main(lambda: augmented_train_rows(train_rows, self.loaded, run.data_dir,
+                                                                           config.seed))
         examples = tokenize_examples(train_rows, tokenizer, config.max_seq_len, config.mask_prompt)
         self.valid = tokenize_examples(self.valid_rows, tokenizer, config.max_seq_len, config.mask_prompt)
+        # unset settings are sized to the data (sizing.py); the run's config.yaml keeps them unset,
+        # so a resume sizes them again from the same train.jsonl and gets the same values
+        config, self.sizing = sz.size_config(config, [e.width for e in examples],
+                                             lambda sized: BatchPlan(examples, sized).steps_per_epoch())
+        self.config = config
         self.plan = BatchPlan(examples, config)
         self.total_steps = self.plan.total_steps()
         self.layers, keys = apply_method(self.model, config)
@@ -168,9 +180,13 @@ class _Trainer:
             self.state = load_checkpoint(found[-1], self.model, self.optimizer)
         self.state = self.group.sync_state(self.model, self.optimizer, self.state)
         self.resumed_from = self.state.step
-        self.eval_every = config.eval_every or max(1, math.ceil(self.total_steps / 10))
+        self.last_loss: float | None = None  # training loss of the latest step (for the check after training)
+        self.eval_every = config.eval_every or sz.eval_every(self.total_steps)
         self.checkpoint_every = config.checkpoint_every or self.eval_every
-        self.eval_set = eval_batches(self.valid, config) if self.valid else []
+        subset = [self.valid[i] for i in sz.validation_subset([e.width for e in self.valid])]
+        self.eval_set = eval_batches(subset, config) if subset else []
+        # one process only: the decision to stop must be the same on every data-parallel rank
+        self.format_watch = None if self.group.size > 1 else FormatWatch.for_run(config, self.valid_rows, self.loaded)
         self.model.train()
         self._build_functions()
 
@@ -238,6 +254,7 @@ class _Trainer:
             self.state.elapsed_s += time.perf_counter() - started
             self.recent_losses.append(loss)
             self._emit_step(loss, tokens, time.perf_counter() - started)
+            self.last_loss = loss
             step = self.state.step
             if self.eval_set and (step % self.eval_every == 0 or step == self.total_steps):
                 early = self._evaluate()
@@ -316,6 +333,9 @@ class _Trainer:
             est_seconds=round(seconds_per_token * self._remaining_tokens(), 1),
             est_memory_mb=round(max(needed, measured) / MB, 1), available_memory_mb=round(available / MB, 1),
             resumed_from_step=self.resumed_from)
+        est_seconds = started.est_seconds
+        self.sizing.summary = sz.describe(self.sizing, self.total_steps, est_seconds)
+        started.sizing = self.sizing.to_dict()
         self.log.emit(started)
         return started
 
@@ -350,20 +370,26 @@ class _Trainer:
         val_loss = total / max(count, 1.0)
         state = self.state
         self.val_loss = val_loss
-        improved = math.isfinite(val_loss) and (state.best_val_loss is None or val_loss < state.best_val_loss)
+        adherence = self.format_watch.measure(self.model) if self.format_watch and sample else None
+        improved = is_better(adherence, val_loss, state.best_adherence, state.best_val_loss)
         if improved:
             state.best_val_loss, state.best_step, state.evals_since_best = val_loss, state.step, 0
+            state.best_adherence = adherence if adherence is not None else state.best_adherence
             if self.group.is_main:
                 save_adapters(self.run_folder.adapters_dir("best"), self.model, self.adapter_conf)
         else:
             state.evals_since_best += 1
+        if adherence is not None:
+            state.format_streak = state.format_streak + 1 if adherence >= 1.0 else 0
         self.log.emit(ev.Eval(step=state.step, val_loss=round(val_loss, 5),
-                              best_val_loss=round(state.best_val_loss or val_loss, 5), improved=improved))
+                              best_val_loss=round(state.best_val_loss or val_loss, 5), improved=improved,
+                              format_adherence=adherence))
         if sample and self.group.is_main:
             self._sample()
         self.model.train()
         patience = self.config.early_stopping_patience
-        return bool(patience and state.evals_since_best >= patience)
+        learned = bool(patience) and state.format_streak >= LEARNED_STREAK  # the format holds: stop here
+        return bool(patience and state.evals_since_best >= patience) or learned
 
     def _sample(self) -> None:
         from localsft.inference.generate import SamplingSettings, stream_chat
@@ -426,6 +452,8 @@ class _Trainer:
     def _finish(self, early: bool = False) -> TrainResult:
         self._checkpoint()
         state = self.state
+        if self.group.is_main:
+            self._check_health()
         if early:
             self.log.emit(ev.EarlyStopped(step=state.step, best_step=state.best_step,
                                           best_val_loss=state.best_val_loss))
@@ -434,6 +462,20 @@ class _Trainer:
                                   run_dir=str(self.run_folder.path),
                                   seconds=round(state.elapsed_s, 1)))
         return self._result("early_stopped" if early else "finished")
+
+    def _check_health(self) -> None:
+        """Answer a few held-out prompts with the best adapter; flag loops, empty or identical answers."""
+        from localsft.evaluation import degenerate
+
+        best = self.run_folder.best_adapter() / "adapters.safetensors"
+        if best.exists():
+            self.model.load_weights(list(mx.load(str(best)).items()), strict=False)
+        self.model.eval()
+        health = degenerate.check_model(self.model, self.loaded.tokenizer, self.valid_rows, self.last_loss)
+        if health is not None:
+            path = degenerate.write_health(self.run_folder.path, health)
+            self.log.emit(ev.Health(ok=health.ok, summary=health.summary(), problems=health.problems,
+                                    path=str(path)))
 
     def _result(self, status: str, reason: str = "") -> TrainResult:
         return TrainResult(status, self.run_folder.path, self.state.step, self.state.best_val_loss, reason)

@@ -1,0 +1,79 @@
+"""Held-out format adherence while training: short greedy answers to a few fixed validation prompts.
+
+For a run with a `format_check`, the validation loss alone picks badly: on small data the
+loss keeps "improving" while the answers lose the format (issue 15 measured exactly that).
+So each validation also answers `FORMAT_PROMPTS` held-out prompts greedily, and the best
+checkpoint is the one with the highest adherence (ties: the lower validation loss); once the
+format holds on every prompt at two validations in a row, training stops early.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from collections.abc import Callable
+
+FORMAT_PROMPTS = 8  # enough to tell 100% from 75%, cheap enough to run at every validation
+LEARNED_STREAK = 2  # validations in a row at 100% before the run stops early
+MAX_ANSWER_TOKENS = 256
+
+
+def held_out_chats(rows: list[dict], limit: int) -> list[tuple[list[dict], str]]:
+    """(prompt messages, reference answer) of the first `limit` chat rows ending in an answer."""
+    chats = [(r["messages"][:-1], r["messages"][-1]["content"]) for r in rows
+             if r.get("messages") and r["messages"][-1]["role"] == "assistant"]
+    return chats[:limit]
+
+
+def answer_budget(tokenizer, references: list[str], floor: int = 16) -> int:
+    """New tokens to allow: half again the longest reference, so a correct answer always fits."""
+    longest = max((len(tokenizer.encode(r)) for r in references), default=floor)
+    return min(MAX_ANSWER_TOKENS, max(floor, math.ceil(1.5 * longest) + 8))
+
+
+def greedy_answers(model, tokenizer, chats: list[list[dict]], max_tokens: int) -> list[str]:
+    """Greedy answers to every chat, decoded as one batch with the model as it is now."""
+    from localsft.inference.batch import answer_all
+    from localsft.inference.generate import SamplingSettings, chat_prompt
+
+    prompts = [chat_prompt(tokenizer, messages) for messages in chats]
+    return answer_all(model, tokenizer, prompts, SamplingSettings(max_tokens=max_tokens, temperature=0.0))
+
+
+@dataclass
+class FormatWatch:
+    """Measures adherence of the live model on fixed held-out prompts."""
+
+    check: Callable[[str], bool]
+    chats: list[list[dict]]
+    max_tokens: int
+    tokenizer: object
+
+    @classmethod
+    def for_run(cls, config, valid_rows: list[dict], loaded) -> "FormatWatch | None":
+        """A watch when the run has a format check and held-out chats; else None."""
+        from localsft.evaluation.metrics import format_checker
+
+        check = format_checker(config.format_check)
+        pairs = held_out_chats(valid_rows, FORMAT_PROMPTS)
+        if check is None or not pairs:
+            return None
+        budget = answer_budget(loaded.tokenizer, [ref for _, ref in pairs])
+        return cls(check, [chat for chat, _ in pairs], budget, loaded.tokenizer)
+
+    def measure(self, model) -> float:
+        """Share of the held-out prompts whose greedy answer has the format (0-1)."""
+        answers = greedy_answers(model, self.tokenizer, self.chats, self.max_tokens)
+        return sum(bool(self.check(a)) for a in answers) / len(answers)
+
+
+def is_better(adherence: float | None, val_loss: float, best_adherence: float | None,
+              best_val_loss: float | None) -> bool:
+    """Higher adherence wins; at equal adherence (or none measured) the lower validation loss."""
+    if not math.isfinite(val_loss):
+        return False
+    if adherence is not None:
+        best = -1.0 if best_adherence is None else best_adherence
+        if adherence != best:
+            return adherence > best
+    return best_val_loss is None or val_loss < best_val_loss

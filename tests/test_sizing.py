@@ -1,0 +1,80 @@
+"""The sizing rule: what a user with 30, 40, 120 or 400 examples gets when they set nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from localsft.train.batching import BatchPlan, Example
+from localsft.train.config import TrainConfig
+from localsft.train.sizing import MIN_STEPS, size_config, validation_subset
+
+
+def _examples(n: int, width: int = 60, seed: int = 0) -> list[Example]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        length = int(rng.integers(width - 15, width + 15)) + 1
+        mask = np.zeros(length, bool)
+        mask[length // 2:] = True
+        out.append(Example(np.arange(length, dtype=np.int32), mask))
+    return out
+
+
+def _sized(n: int, config: TrainConfig | None = None, width: int = 60):
+    examples = _examples(n, width)
+    config, sizing = size_config(config or TrainConfig(), [e.width for e in examples],
+                                 lambda c: BatchPlan(examples, c).steps_per_epoch())
+    plan = BatchPlan(examples, config)
+    return config, sizing, plan.total_steps(), plan.steps_per_epoch()
+
+
+@pytest.mark.parametrize("n, steps, epochs, per_step", [
+    (30, (MIN_STEPS, MIN_STEPS + 8), (6, 8.01), 4),   # a floor of updates: 60 steps, many passes
+    (40, (MIN_STEPS, MIN_STEPS + 8), (5, 8.01), 4),
+    (120, (MIN_STEPS, 70), (2, 3.5), 4),              # 2-3 passes
+    (400, (90, 130), (2, 2.01), 8),                   # no wasted epochs: 2 passes, bigger batches
+])
+def test_unset_settings_follow_the_number_of_examples(n, steps, epochs, per_step):
+    config, sizing, total, per_epoch = _sized(n)
+    assert steps[0] <= total <= steps[1]
+    assert epochs[0] <= total / per_epoch <= epochs[1]
+    assert sizing.examples_per_step == per_step
+    assert config.lora_layers == -1 and config.lora_keys is None  # every linear layer of every block
+    assert config.learning_rate == pytest.approx(1e-3)
+    assert sorted(sizing.sized) == ["batch_tokens", "epochs", "learning_rate", "lora_layers", "pack_width"]
+
+
+def test_a_setting_the_user_gave_wins():
+    config, sizing, total, per_epoch = _sized(40, TrainConfig(epochs=2, learning_rate=1e-4, lora_layers=8,
+                                                             batch_tokens=1024, pack_width=256))
+    assert (config.epochs, config.learning_rate, config.lora_layers, config.batch_tokens) == (2, 1e-4, 8, 1024)
+    assert sizing.sized == [] and total == 2 * per_epoch
+    config, sizing, total, _ = _sized(40, TrainConfig(iters=7))
+    assert total == 7 and "epochs" in sizing.sized  # iters decides the length; the rest is still sized
+
+
+def test_the_old_fixed_defaults_gave_a_40_row_set_too_few_updates():
+    old = TrainConfig(epochs=3, learning_rate=2e-4, lora_layers=16, batch_tokens=1024)
+    _, _, old_steps, _ = _sized(40, old)
+    _, _, new_steps, _ = _sized(40)
+    assert old_steps <= 12 and new_steps >= MIN_STEPS  # the issue: 9 steps, and a looping model
+
+
+def test_long_examples_still_get_small_batches():
+    config, sizing, total, per_epoch = _sized(40, width=700)
+    assert config.batch_tokens >= 700 and total >= MIN_STEPS
+
+
+def test_validation_subset_is_fixed_capped_and_spread_over_lengths():
+    lengths = list(range(100, 0, -1))
+    subset = validation_subset(lengths, cap=10)
+    assert len(subset) == 10 and subset == validation_subset(lengths, cap=10)
+    picked = sorted(lengths[i] for i in subset)
+    assert picked[0] == 1 and picked[-1] == 100  # shortest and longest both in
+    assert validation_subset([5, 3], cap=10) == [1, 0]
+
+
+def test_very_short_examples_come_a_few_per_step_not_twenty():
+    config, sizing, total, per_epoch = _sized(40, width=14)
+    assert config.pack_width == 64 and per_epoch >= 8 and total >= MIN_STEPS
