@@ -191,5 +191,5 @@ def test_recipe_jargon_stays_behind_details():
     from localsft_ui import train_tab
 
     balanced = train_tab.recipe_info("balanced")
-    assert balanced.index("rank 8") > balanced.index("<summary>Details</summary>")
+    assert balanced.index("LoRA on every layer") > balanced.index("<summary>Details</summary>")
     assert "<details>" not in train_tab.recipe_info("brand-voice") and "house voice" in train_tab.recipe_info("brand-voice")

@@ -167,8 +167,9 @@ def _apple_silicon_plan(config: TrainConfig, mac_memory_gb: float | None) -> Non
     from localsft.models.store import resolve_model
 
     model_config = json.loads((resolve_model(config.model) / "config.json").read_text())
-    plan = plan_memory(model_config, config.lora_rank, config.lora_layers, config.batch_tokens,
-                       config.grad_checkpoint)
+    # settings left to the data-sizing rule: every layer, and its largest batch (a plan on the safe side)
+    layers = -1 if config.lora_layers is None else config.lora_layers
+    plan = plan_memory(model_config, config.lora_rank, layers, config.batch_tokens or 1024, config.grad_checkpoint)
     print(plan.line())
     memory = mac_memory_gb * GIB if mac_memory_gb else None
     if memory is None and mx.metal.is_available():
