@@ -20,14 +20,15 @@ from localsft.inference.generate import SamplingSettings
 PREFILL_STEP = 512  # prompt tokens per forward pass while filling the cache
 
 
-def _batch_cache(model: nn.Module, left_padding: list[int]) -> list:
+def _batch_cache(model: nn.Module, left_padding: list[int], batched: bool = False) -> list:
     """Empty per-layer batch caches (of the model's own cache kinds) for left-padded rows.
 
-    A single row gets the model's plain cache: no padding, no mask, as mlx-lm decodes it.
+    A single row gets the model's plain cache (no padding, no mask, as mlx-lm decodes it)
+    unless `batched` asks for a batch cache that other rows can join later.
     """
     from mlx_lm.models.cache import make_prompt_cache
 
-    if len(left_padding) == 1:
+    if len(left_padding) == 1 and not batched:
         return make_prompt_cache(model)
     per_row = [make_prompt_cache(model) for _ in left_padding]
     cache = [layer[0].merge([row[i] for row in per_row]) for i, layer in enumerate(zip(*per_row))]
@@ -48,6 +49,18 @@ def _fill_cache(model: nn.Module, tokens: mx.array, cache: list) -> None:
     for start in range(0, tokens.shape[1], PREFILL_STEP):
         run(tokens[:, start:start + PREFILL_STEP], cache=cache)
         mx.eval([c.state for c in cache])
+
+
+def prefill(model: nn.Module, prompts: list[list[int]], batched: bool = False) -> tuple[list, mx.array]:
+    """Fill a cache with left-padded `prompts`; returns it and the logits after each prompt.
+
+    Every prompt must be non-empty; `batched` always makes a batch cache (see _batch_cache).
+    """
+    width = max(len(p) for p in prompts)
+    cache = _batch_cache(model, [width - len(p) for p in prompts], batched)
+    tokens = mx.array([[0] * (width - len(p)) + list(p) for p in prompts])
+    _fill_cache(model, tokens[:, :-1], cache)
+    return cache, model(tokens[:, -1:], cache=cache)[:, -1, :]
 
 
 def _sampler(settings: SamplingSettings):
@@ -88,11 +101,8 @@ def decode_tokens(model: nn.Module, prompts: list[list[int]], eos_ids: set[int],
     slots = row_slots(len(prompts), adapter_on, adapter_slots)
     if switch is not None:
         switch.set_adapters(slots)
-    width = max(len(p) for p in prompts)
-    cache = _batch_cache(model, [width - len(p) for p in prompts])
-    tokens = mx.array([[0] * (width - len(p)) + list(p) for p in prompts])
-    _fill_cache(model, tokens[:, :-1], cache)
-    y = sample(model(tokens[:, -1:], cache=cache)[:, -1, :])
+    cache, logits = prefill(model, prompts)
+    y = sample(logits)
     mx.async_eval(y)
     counts = [0] * len(prompts)
     while rows:
