@@ -13,7 +13,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
 import gradio as gr  # noqa: E402
 
 from localsft import paths  # noqa: E402
-from localsft_ui import compare_tab, data_tab, export_tab, runs_tab, train_tab  # noqa: E402
+from localsft_ui import compare_tab, data_tab, export_tab, runs_tab, train_tab, use_tab  # noqa: E402
 
 TITLE = "localsft studio"
 
@@ -29,6 +29,7 @@ def build() -> gr.Blocks:
             compare = compare_tab.build()
             export = export_tab.build()
             runs = runs_tab.build()
+            use = use_tab.build()
 
         # Re-attach: a new page (reload, second tab) shows the running job straight away.
         demo.load(train.attach, train.run_dir, train.outputs)
@@ -36,6 +37,9 @@ def build() -> gr.Blocks:
         tabs.change(runs.refresh, runs.run, [runs.table, runs.run])
         tabs.change(compare.refresh, compare.run, compare.run)
         tabs.change(export.refresh, export.run, export.run)
+        tabs.change(use.refresh, [use.file, use.target], [use.file, use.target])
+        demo.load(use.refresh, [use.file, use.target], [use.file, use.target])
+        demo.load(use.poll, None, [use.status, use.download])
         runs.open_compare.click(compare.open, runs.run, [compare.run, tabs])
         runs.open_export.click(export.open, runs.run, [export.run, tabs])
         data.to_train.click(lambda: gr.Tabs(selected="train"), None, tabs)
@@ -43,7 +47,7 @@ def build() -> gr.Blocks:
 
 
 def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
-           share: bool = False) -> gr.Blocks:
+           share: bool = False, api_key: str | None = None) -> gr.Blocks:
     """Start serving the app and return at once (`demo.block_thread()` waits; `demo.close()` stops).
 
     localsft.commands.ui checks host, login and share before calling this.
@@ -56,4 +60,9 @@ def launch(host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | No
     demo.launch(server_name=host, server_port=port, auth=auth, share=share, inbrowser=False,
                 allowed_paths=[str(paths.home())], prevent_thread_lock=True, quiet=True,
                 footer_links=[], theme=gr.themes.Soft())
+    api_key = api_key or os.environ.get("LOCALSFT_API_KEY")
+    if api_key or not share:  # a share tunnel arrives from loopback: the API then needs a key
+        from localsft.serve import mount_api  # the OpenAI API under /v1 (loopback only without a key)
+
+        mount_api(demo.app, api_key)
     return demo

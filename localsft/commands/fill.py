@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -47,6 +48,10 @@ class _Progress:
                 "seconds_left": p.seconds_left, "out": str(p.out)}))
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args) -> int:
     settings = SamplingSettings(max_tokens=args.max_tokens, temperature=args.temperature,
                                 top_p=args.top_p, seed=args.seed)
@@ -54,6 +59,7 @@ def run(args) -> int:
                           settings=settings, resume=args.resume, sheet=args.sheet,
                           batch_size=args.batch_size, limit=args.limit)
     progress = _Progress(args.progress_file)
+    signal.signal(signal.SIGTERM, _interrupt)  # the app's Stop: end like Ctrl-C
     try:
         out = fill_file(args.run, args.data, options, on_progress=progress)
     except KeyboardInterrupt:

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 
@@ -19,6 +20,15 @@ from localsft.errors import UserError
 
 ANSWER, BASE_ANSWER, FORMAT_OK = "answer", "base answer", "format ok"
 DELIMITERS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def printable(text: str) -> str:
+    """`text` without control characters (a model can write them; Excel cells and most
+    readers refuse them, and a NUL makes a CSV look binary)."""
+    return _CONTROL.sub("", text)
 
 
 def added_columns(columns: list[str], with_base: bool, format_check: bool) -> list[str]:
@@ -80,10 +90,9 @@ def _cell(value) -> str:
 
 def _write_xlsx(path: Path, sheet: str, columns: list[str], rows: list[dict]) -> None:
     import openpyxl
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    def clean(value) -> str:  # control characters (a model can write them) are not allowed in xlsx
-        return ILLEGAL_CHARACTERS_RE.sub("", _utf8(_cell(value)).decode("utf-8"))
+    def clean(value) -> str:  # input cells may hold them too
+        return printable(_utf8(_cell(value)).decode("utf-8"))
 
     book = openpyxl.Workbook(write_only=True)
     ws = book.create_sheet(sheet)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from localsft.errors import UserError
 from localsft.fill.inputs import InputRow, InputTable, read_inputs
-from localsft.fill.output import added_columns, default_output, read_done, write_table
+from localsft.fill.output import added_columns, default_output, printable, read_done, write_table
 from localsft.inference.generate import SamplingSettings
 
 
@@ -96,7 +96,7 @@ def _filled(row: InputRow, answers: list[str] | None, note: str | None, names: l
         values[names[0]] = _note(note)
         return values
     for name, text in zip(names, answers):
-        values[name] = text.strip()
+        values[name] = printable(text).strip()
     if check is not None:
         values[names[-1]] = "yes" if check(answers[0]) else "no"
     return values
