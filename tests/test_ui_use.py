@@ -8,56 +8,32 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import subprocess
-import sys
-import time
 import urllib.request
-from pathlib import Path
 
 import openai
 import pytest
-from serve_support import finished_run, free_port, store_model
-from test_browser import CHROMIUM, CHROMIUM_ARGS, ROOT, open_tab
+from serve_support import finished_run, store_model
+from test_browser import CHROMIUM, CHROMIUM_ARGS, app_url, open_tab  # noqa: F401  (app_url: the studio child)
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture
-def studio(localsft_home, tiny_model_dir, tmp_path):
+def store(localsft_home, tiny_model_dir, tmp_path):
+    """A tiny model in the store, a finished run on it, and a CSV to fill."""
     model = store_model(localsft_home, tiny_model_dir)
     finished_run(localsft_home, "shoes", model, seed=1)
     data = tmp_path / "products.csv"
     with open(data, "w", newline="") as fh:
         csv.writer(fh).writerows([["sku", "prompt"]] + [[f"S{i}", f"Write a tagline for shoe {i}."] for i in range(12)])
-    port = free_port()
-    env = {**os.environ, "LOCALSFT_HOME": str(localsft_home), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(localsft_home / "ui.log", "wb")
-    child = subprocess.Popen([sys.executable, "-m", "localsft", "ui", "--port", str(port)], cwd=ROOT, env=env,
-                             stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(url + "/", timeout=2)
-                break
-            except OSError:
-                if child.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the app did not start:\n" + (localsft_home / "ui.log").read_text())
-                time.sleep(0.5)
-        yield url, data
-    finally:
-        child.terminate()
-        child.wait(30)
-        log.close()
+    return data
 
 
-def test_fill_from_the_use_tab_and_call_the_run_through_the_studio_api(studio):
+def test_fill_from_the_use_tab_and_call_the_run_through_the_studio_api(store, app_url):
     from playwright.sync_api import expect, sync_playwright
 
-    url, data = studio
+    url, data = app_url.rstrip("/"), store
     expect.set_options(timeout=120_000)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

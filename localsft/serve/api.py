@@ -97,21 +97,21 @@ def create_api(engine: Engine, api_key: str | None = None) -> FastAPI:
         return {"object": "list", "data": [{"id": t.id, "object": "model", "created": _created(t),
                                             "owned_by": "localsft"} for t in found]}
 
-    @app.post("/chat/completions")
-    async def chat(request: Request):
+    async def complete(request: Request, kind: str):
         body = await _body(request)
         target = await asyncio.to_thread(targets.get, checks.model_name(body))
         settings, given, stop, stream = checks.sampling(body)
-        job = Job(target, _noop, messages=checks.messages(body), settings=settings, max_tokens_given=given, stop=stop)
-        return await _answer(engine, job, stream, "chat")
+        question = {"messages": checks.messages(body)} if kind == "chat" else {"prompt": checks.prompt(body)}
+        job = Job(target, _noop, settings=settings, max_tokens_given=given, stop=stop, **question)
+        return await _answer(engine, job, stream, kind)
+
+    @app.post("/chat/completions")
+    async def chat(request: Request):
+        return await complete(request, "chat")
 
     @app.post("/completions")
     async def completions(request: Request):
-        body = await _body(request)
-        target = await asyncio.to_thread(targets.get, checks.model_name(body))
-        settings, given, stop, stream = checks.sampling(body)
-        job = Job(target, _noop, prompt=checks.prompt(body), settings=settings, max_tokens_given=given, stop=stop)
-        return await _answer(engine, job, stream, "text")
+        return await complete(request, "text")
 
     return app
 
