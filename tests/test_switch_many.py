@@ -93,3 +93,15 @@ def test_a_refused_adapter_leaves_the_other_slots_untouched(tiny_model_dir, adap
     prompt = mx.array([chat_prompt(bank.loaded.tokenizer, QUESTION)])
     bank.switch.set_adapters([slot])
     assert mx.allclose(bank.loaded.model(prompt)[0], alone_logits(tiny_model_dir, adapters[1], prompt), atol=1e-4)
+
+
+def test_an_adapter_trained_again_gets_a_fresh_slot(tiny_model_dir, tmp_path):
+    folder = save_random_adapter(tiny_model_dir, tmp_path / "run-adapter", seed=1)
+    bank = AdapterBank(load_model(str(tiny_model_dir)))
+    assert bank.add(folder) == 1 and bank.add(folder) == 1
+    save_random_adapter(tiny_model_dir, folder, seed=9)  # a resumed run finished again
+    slot = bank.add(folder)
+    assert slot == 2
+    prompt = mx.array([chat_prompt(bank.loaded.tokenizer, QUESTION)])
+    bank.switch.set_adapters([slot])
+    assert mx.allclose(bank.loaded.model(prompt)[0], alone_logits(tiny_model_dir, folder, prompt), atol=1e-4)

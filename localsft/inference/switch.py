@@ -185,11 +185,14 @@ class AdapterBank:
 
     loaded: LoadedModel
     switch: RowSwitch = field(default_factory=RowSwitch)
-    slots: dict[str, int] = field(default_factory=dict)  # adapter folder (resolved) -> slot
+    slots: dict[str, int] = field(default_factory=dict)  # adapter folder (resolved) @ file time -> slot
 
     def add(self, adapter_path: str | Path) -> int:
-        """Attach the mlx-lm adapter in `adapter_path` (once; again returns its slot)."""
-        key = str(Path(adapter_path).resolve())
+        """Attach the mlx-lm adapter in `adapter_path` (once; again returns its slot, unless
+        its weights file changed since, e.g. a resumed run finished again)."""
+        path = Path(adapter_path).resolve()
+        weights = path / "adapters.safetensors"
+        key = f"{path}@{weights.stat().st_mtime_ns if weights.exists() else 0}"
         if key not in self.slots:
             config, weights = read_adapter(Path(adapter_path))
             self.add_weights(key, config, weights)
@@ -197,10 +200,11 @@ class AdapterBank:
 
     def add_weights(self, key: str, config: dict, weights: dict[str, mx.array]) -> int:
         """Attach an adapter given as its config and weights; returns its new slot."""
-        where = f"{key} does not fit model {self.loaded.path.name}"
+        folder = key.rsplit("@", 1)[0]
+        where = f"{folder} does not fit model {self.loaded.path.name}"
         layers = _adapted_layers(self.loaded.model, config, weights, where)
         if not layers:
-            raise UserError(f"The adapter in {key} adapts no layer of model {self.loaded.path.name}.")
+            raise UserError(f"The adapter in {folder} adapts no layer of model {self.loaded.path.name}.")
         from mlx_lm.tuner.lora import LoRALinear
 
         slot = self.switch.slots
