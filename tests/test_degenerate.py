@@ -9,7 +9,7 @@ import numpy as np
 
 from localsft.evaluation.degenerate import HEALTH_FILE, judge, looping
 from localsft.train import train
-from test_train import tiny_config
+from support.training import tiny_config
 
 LOOP = "Hi,\n\n" * 30
 
@@ -76,7 +76,7 @@ def test_a_deliberately_looping_adapter_is_detected_after_training(tiny_model_di
 
 def test_paraphrase_option_keeps_outputs_and_held_out_rows_real(tiny_model_dir, tmp_path):
     from localsft.train.augment import FILE, usable
-    from test_train import make_data
+    from support.training import make_data
 
     data = make_data(tmp_path / "data", n_train=20, n_valid=4)
     config = tiny_config(tiny_model_dir, data, epochs=1, augment_paraphrases=True)

@@ -8,7 +8,7 @@ import json
 import mlx_lm
 import openpyxl
 import pytest
-from fake_run import make_run
+from support.runs import make_run
 from mlx_lm.tuner.utils import load_adapters
 
 from localsft.cli import main

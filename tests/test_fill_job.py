@@ -6,7 +6,7 @@ import csv
 import time
 
 import pytest
-from serve_support import finished_run, store_model
+from support.serve import finished_run, store_model
 
 from localsft import paths
 from localsft.errors import UserError

@@ -10,7 +10,7 @@ import mlx_lm
 import openai
 import pytest
 from mlx_lm.tuner.utils import load_adapters
-from serve_support import Server, finished_run, store_model
+from support.serve import Server, finished_run, store_model
 
 from localsft.inference.generate import chat_prompt
 from localsft.serve import create_app

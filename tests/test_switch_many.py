@@ -5,7 +5,7 @@ from __future__ import annotations
 import mlx.core as mx
 import mlx_lm
 import pytest
-from fake_run import save_random_adapter
+from support.runs import save_random_adapter
 from mlx_lm.tuner.utils import load_adapters
 
 from localsft.errors import UserError
@@ -66,7 +66,7 @@ def test_greedy_answers_in_one_batch_equal_each_model_alone(tiny_model_dir, adap
 
 
 def test_an_adapter_for_another_model_is_refused_and_the_bank_still_works(tiny_model_dir, adapters, tmp_path):
-    from tiny_model import make_tiny_model
+    from support.tiny_model import make_tiny_model
 
     other = make_tiny_model(tmp_path / "wide", hidden=96)
     wrong = save_random_adapter(other, tmp_path / "wrong")

@@ -72,12 +72,12 @@ def _utf8_or_cp1252(path: Path) -> str:
     The whole file, not its first 64 KB: a Windows-1252 file whose first accent comes late
     would otherwise have every accented row rejected as undecodable.
     """
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")  # a broken byte -> a lone surrogate
     bad = good = 0
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):
             text = decoder.decode(chunk)
-            broken = text.count("\ufffd")
+            broken = sum("\udc80" <= ch <= "\udcff" for ch in text if ch >= "\ud800")  # a real U+FFFD is text
             bad += broken
             good += len(text) - len(text.encode("ascii", "ignore")) - broken
     return "utf-8" if bad == 0 or good >= bad else "cp1252"  # mostly valid UTF-8: only a few broken bytes

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from localsft.data.mapping import CHAT_NAMES, INPUT_NAMES, SYSTEM_NAMES, TEXT_NAMES, _find
-from localsft.data.readers import Source, open_source
+from localsft.data.formats import open_source
+from localsft.data.readers import Source
 from localsft.errors import UserError
 
 

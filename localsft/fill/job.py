@@ -24,7 +24,6 @@ from pathlib import Path
 from localsft import paths
 from localsft.errors import UserError
 from localsft.runs.folder import atomic_write_text
-from localsft.runs.jobs import _alive  # the one liveness check (reaps our finished children)
 
 _children: dict[int, subprocess.Popen] = {}  # this process's fill children, reaped when polled
 
@@ -39,6 +38,22 @@ class FillJob:
     out: str
     started: float
     command: list[str] = field(default_factory=list)
+
+
+def _alive(pid: int) -> bool:
+    """Whether the fill process `pid` still runs (a finished child of ours is reaped here)."""
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            return False
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _folder() -> Path:

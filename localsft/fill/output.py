@@ -15,7 +15,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from localsft.data.readers import open_source
+from localsft.data.formats import open_source
 from localsft.errors import UserError
 
 ANSWER, BASE_ANSWER, FORMAT_OK = "answer", "base answer", "format ok"

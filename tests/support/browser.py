@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 # Set LOCALSFT_SCREENSHOTS=docs/screenshots to refresh the screenshots in the docs.
 SCREENSHOTS = os.environ.get("LOCALSFT_SCREENSHOTS")

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from fake_run import make_run
+from support.runs import make_run
 
 
 def finished_run(home: Path, name: str, model_dir: Path, seed: int) -> Path:
