@@ -50,8 +50,8 @@ def test_answer_logps_sum_the_answer_tokens_only(tiny_model_dir):
     model, _ = mlx_lm.load(str(tiny_model_dir))
     ids = [np.array([5, 9, 12, 7, 3], np.int32), np.array([5, 9, 4, 8, 2, 6], np.int32)]
     masks = [np.array([0, 0, 0, 1, 1], bool), np.array([0, 0, 1, 1, 1, 0], bool)]
-    batch = make_pair_batch([(ids[0], masks[0])], [(ids[1], masks[1])], [False])
-    inputs, targets, index, rows, _ = batch.arrays()
+    batch = make_pair_batch([(ids[0], masks[0])], [(ids[1], masks[1])])
+    inputs, targets, index, rows = batch.arrays()
     got, counts = answer_logps(model, inputs, targets, index, rows)
     for r in range(2):
         logits = model(mx.array(ids[r][None, :-1]))[0].astype(mx.float32)

@@ -72,7 +72,7 @@ class TrainConfig:
     label_smoothing: float = field(default=0.1, metadata={
         "help": "share of preference votes assumed flipped (conservative DPO); keeps noisy votes from overfitting"})
     preference_sft_weight: float = field(default=1.0, metadata={
-        "help": "weight of the corrected answers' own loss next to the preference loss"})
+        "help": "weight of the chosen answers' own loss next to the DPO loss (keeps better answers likely)"})
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:

@@ -173,10 +173,10 @@ class _PreferenceTrainer:
         for answer in (pair.chosen, pair.rejected):
             t = tokenize_chat(self.loaded.tokenizer, pair.prompt + [{"role": "assistant", "content": answer}])
             sides.append((np.asarray(t.ids[:limit], np.int32), np.asarray(t.loss_mask[:limit], bool)))
-        return sides[0], sides[1], pair.source == "correction"
+        return sides[0], sides[1]
 
     def _batch(self, tokenized: list[tuple]):
-        return make_pair_batch([t[0] for t in tokenized], [t[1] for t in tokenized], [t[2] for t in tokenized])
+        return make_pair_batch([t[0] for t in tokenized], [t[1] for t in tokenized])
 
     def _reference(self) -> dict[str, list[float]]:
         """The parent's summed answer log-probs per pair id: computed once, kept in the run folder."""
@@ -190,7 +190,7 @@ class _PreferenceTrainer:
         toks = self.train_tok + self.held_tok
         for start in range(0, len(pairs), self.per_batch):
             part = self._batch(toks[start:start + self.per_batch])
-            inputs, targets, index, rows, _ = part.arrays()
+            inputs, targets, index, rows = part.arrays()
             logps, _ = answer_logps(self.model, inputs, targets, index, rows)
             logps = logps.tolist()
             half = len(logps) // 2
@@ -291,7 +291,7 @@ class _PreferenceTrainer:
 
     # ---- events, checkpoints, endings ----------------------------------------------------------
     def _emit_plan(self) -> None:
-        tokens = sum(len(c[0]) + len(r[0]) - 2 for c, r, _ in self.train_tok)
+        tokens = sum(len(c[0]) + len(r[0]) - 2 for c, r in self.train_tok)
         per_token = self._time_one_step()
         self.log.emit(ev.Started(
             run=str(self.run_folder.path), model=self.loaded.path.name, precision=self.loaded.precision.describe(),

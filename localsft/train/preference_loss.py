@@ -11,6 +11,12 @@ judgements are flipped, which keeps a few dozen noisy votes from driving the mar
 
 ORPO (Hong et al. 2024) needs no reference: with p = exp(mean answer log-prob),
     loss = NLL(chosen) - beta * log sigmoid(log odds(p_c) - log odds(p_r)),  odds(p) = p / (1 - p).
+
+Both add the chosen answer's own loss (mean NLL per token; for DPO weighted by `sft_weight`, as in
+RPO, Pang et al. 2024). Measured here without it: when the rejected answer is the chosen one minus a
+closing line, DPO learns mostly "do not end the answer" (its distinctive token is the end of turn),
+and the tuned model rambled to the token limit; the NLL term keeps the chosen answers likely as a
+whole, so it learns to close with the line instead.
 """
 
 from __future__ import annotations
@@ -33,16 +39,14 @@ class PairBatch:
     targets: np.ndarray  # (2P, width) int32
     loss_index: np.ndarray  # (k,) flat positions of answer tokens
     loss_row: np.ndarray  # (k,) the row each of them belongs to
-    supervised: np.ndarray  # (P,) float32: 1 where the chosen answer is also a supervised example
     tokens: int
 
     def arrays(self) -> tuple:
-        return (mx.array(self.inputs), mx.array(self.targets), mx.array(self.loss_index),
-                mx.array(self.loss_row), mx.array(self.supervised))
+        return mx.array(self.inputs), mx.array(self.targets), mx.array(self.loss_index), mx.array(self.loss_row)
 
 
-def make_pair_batch(chosen: list[tuple[np.ndarray, np.ndarray]], rejected: list[tuple[np.ndarray, np.ndarray]],
-                    supervised: list[bool]) -> PairBatch:
+def make_pair_batch(chosen: list[tuple[np.ndarray, np.ndarray]],
+                    rejected: list[tuple[np.ndarray, np.ndarray]]) -> PairBatch:
     """(ids, loss mask) per answer -> one right-padded batch, chosen rows first."""
     sequences = chosen + rejected
     width = width_bucket(max(len(ids) - 1 for ids, _ in sequences))
@@ -56,7 +60,7 @@ def make_pair_batch(chosen: list[tuple[np.ndarray, np.ndarray]], rejected: list[
         index.append(r * width + positions)
         rows.append(np.full(len(positions), r))
     return PairBatch(inputs, targets, np.concatenate(index).astype(np.int32), np.concatenate(rows).astype(np.int32),
-                     np.asarray(supervised, np.float32), int(sum(len(ids) - 1 for ids, _ in sequences)))
+                     int(sum(len(ids) - 1 for ids, _ in sequences)))
 
 
 def answer_logps(model: nn.Module, inputs, targets, loss_index, loss_row) -> tuple[mx.array, mx.array]:
@@ -86,15 +90,14 @@ def orpo_losses(policy: mx.array, counts: mx.array, beta: float) -> tuple[mx.arr
     return -mean[:p] - beta * log_sigmoid(ratio), ratio
 
 
-def pair_loss(model: nn.Module, inputs, targets, loss_index, loss_row, supervised, reference,
+def pair_loss(model: nn.Module, inputs, targets, loss_index, loss_row, reference,
               kind: str, beta: float, smoothing: float, sft_weight: float) -> tuple[mx.array, mx.array]:
-    """(mean loss over the batch's pairs, per-pair margin). Corrected examples (supervised = 1)
-    also add `sft_weight` x their chosen answer's mean token loss, so the model learns the edit itself."""
+    """(mean loss over the batch's pairs, per-pair margin: > 0 when the pair is ranked right)."""
     policy, counts = answer_logps(model, inputs, targets, loss_index, loss_row)
-    p = policy.shape[0] // 2
     if kind == "orpo":
-        losses, margin = orpo_losses(policy, counts, beta)
-    else:
-        losses, margin = dpo_losses(policy, reference, beta, smoothing)
-    nll = -policy[:p] / mx.maximum(counts[:p], 1.0)
-    return (losses + sft_weight * supervised * nll).mean(), margin
+        losses, ratio = orpo_losses(policy, counts, beta)
+        return losses.mean(), ratio
+    p = policy.shape[0] // 2
+    losses, margin = dpo_losses(policy, reference, beta, smoothing)
+    nll = -policy[:p] / mx.maximum(counts[:p], 1.0)  # the chosen answers' own loss (corrections included)
+    return (losses + sft_weight * nll).mean(), margin
