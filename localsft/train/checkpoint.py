@@ -37,6 +37,7 @@ class TrainState:
     best_step: int = 0
     evals_since_best: int = 0
     elapsed_s: float = 0.0
+    best_accuracy: float | None = None  # preference runs: held-out preference accuracy of the best step
 
 
 def _save_safetensors(path: Path, arrays: dict, metadata: dict | None = None) -> None:

@@ -64,6 +64,7 @@ class Eval(Event):
     val_loss: float
     best_val_loss: float
     improved: bool
+    preference_accuracy: float | None = None  # preference runs: share of held-out pairs ranked right
 
 
 @dataclass
