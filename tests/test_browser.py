@@ -3,31 +3,21 @@
 Starts `localsft ui` in a child process with its own home folder, then: upload a recipe's
 CSV and see the report, train the default model for a few steps and watch loss points
 appear, chat side by side, vote once, export a PEFT adapter and see its download link.
-A screenshot of every tab lands in artifacts/ (git-ignored).
+A screenshot of every tab lands in artifacts/ (git-ignored); with LOCALSFT_SCREENSHOTS=docs/screenshots
+also in the docs.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from browser_support import ROOT, browser_page, open_tab, running_app, shot
 
 from localsft import paths
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 # A short run: quick-test recipe, 3 steps of small packed batches; no validation split (validating
 # is what takes longest here; the validation curve is covered by tests/test_ui_tabs.py).
 TRAINING = {"#train-iters input": "3",
@@ -35,59 +25,10 @@ TRAINING = {"#train-iters input": "3",
                                      "sample_prompts=0"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def app_url(localsft_home):
-    port = free_port()
-    env = {**os.environ, "LOCALSFT_HOME": str(localsft_home), "GRADIO_ANALYTICS_ENABLED": "False"}
-    log = open(localsft_home / "ui.log", "wb")
-    child = subprocess.Popen([sys.executable, "-m", "localsft", "ui", "--port", str(port)], cwd=ROOT, env=env,
-                             stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                if child.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError("the app did not start:\n" + (localsft_home / "ui.log").read_text())
-                time.sleep(0.5)
-        yield url
-    finally:
-        child.terminate()
-        child.wait(30)
-        log.close()
-
-
-@pytest.fixture
-def page(app_url):
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: bash .ci/setup --test installs it")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1000})
-        page.set_default_timeout(120_000)
-        page.goto(app_url)
+def page(localsft_home):
+    with running_app(localsft_home) as url, browser_page(url) as page:
         yield page
-        browser.close()
-
-
-def open_tab(page, name: str) -> None:
-    page.get_by_role("tab", name=name, exact=True).click()
-
-
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(ARTIFACTS / f"studio-{name}.png"), full_page=True)
 
 
 def test_studio_flow(page):
@@ -104,7 +45,7 @@ def walk_through(page):
     # Data: upload a recipe's CSV, see the report and the preview.
     page.locator("#data-upload input[type=file]").set_input_files(str(ROOT / "recipes/data/brand_voice.csv"))
     expect(page.locator("#data-summary")).to_contain_text("220 kept", timeout=120_000)
-    expect(page.locator("#data-preview")).to_contain_text("Ridgeline")
+    expect(page.locator("#data-chat")).to_contain_text("Ridgeline")
     shot(page, "data")
 
     # Train: the quick-test recipe, a few steps; loss points appear; it finishes.
@@ -123,6 +64,8 @@ def walk_through(page):
     expect(page.locator("#train-progress")).to_have_attribute("data-status", re.compile("running|finished"))
     expect(page.locator("#train-progress")).to_have_attribute("data-status", "finished", timeout=180_000)
     expect(page.locator("#loss-chart")).to_contain_text("training")  # the legend: drawn only with points
+    expect(page.locator("#train-start")).to_be_enabled(timeout=60_000)  # once the training process has ended
+    expect(page.locator("#train-check")).to_be_visible()
     shot(page, "train")
 
     # Compare: a side-by-side answer from each model, then one blind vote.

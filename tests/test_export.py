@@ -33,7 +33,7 @@ def test_all_formats_are_written_checked_and_carded(tiny_run):
         saved = json.loads((result.path / "localsft-export.json").read_text())
         assert saved["passed"] and saved["positions"] > 50
         card = (result.path / "README.md").read_text()
-        assert "## Method and hyperparameters" in card and "| lora rank | 4 |" in card
+        assert "## Method and hyperparameters" in card and "| lora_rank | 4 |" in card
         assert "| examples | 300 |" in card  # data statistics ...
         assert "SECRET EXAMPLE TEXT" not in card and "Light, fast, yours" not in card  # ... never the data
         assert "## Export check" in card and "## How to use" in card

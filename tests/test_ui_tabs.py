@@ -32,10 +32,11 @@ def test_check_shows_report_problems_histogram_and_preview(tiny_model_dir):
     path = paths.uploads_dir() / "taglines.csv"
     path.write_text(rows)
     out = data_tab.check_file(str(path), None, None, None, str(tiny_model_dir))
-    report, data_file, summary, problems, histogram, input_col, output_col, _, _, preview = out
-    assert report.rows_kept == 30 and data_file == str(path)
-    assert "31 rows read, **30 kept**, 1 dropped" in summary
-    assert problems == [[32, "error", problems[0][2]]] and "empty output" in problems[0][2]
+    report, data_file, summary, problems, histogram, input_col, output_col, _, row, chat, preview, to_train, _ = out
+    assert report.rows_kept == 30 and data_file == str(path) and to_train["interactive"]
+    assert "31 rows read, **30 kept**, 1 removed" in summary
+    assert problems == [[32, "removed", problems[0][2]]] and "empty output" in problems[0][2]
+    assert row["value"] == 2 and "Light fast yours 0." in chat and "&lt;|im_start|&gt;" not in chat
     bars = histogram["value"]
     assert bars["examples"].sum() == 30 and histogram["sort"] == list(bars["tokens"])  # shortest first
     assert (input_col["value"], output_col["value"]) == ("prompt", "response")
@@ -92,9 +93,9 @@ def test_poll_renders_progress_chart_and_samples():
               {"type": "eval", "step": 1, "val_loss": 2.9, "best_val_loss": 2.9, "improved": True},
               {"type": "sample", "step": 1, "samples": [{"prompt": "Tagline?", "answer": "Go far."}]}]
     (folder / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    run_dir, html, chart, samples = train_tab.poll(str(folder))
+    run_dir, html, chart, samples, *_ = train_tab.poll(str(folder))
     assert run_dir == str(folder) and 'data-status="interrupted"' in html and "Step 1 of 4" in html
-    assert chart.values.tolist() == [[1, 3.0, "training"], [1, 2.9, "validation"]]
+    assert chart.count('class="point training"') == 1 and chart.count('class="point validation"') == 1
     assert "Go far." in samples
     assert train_tab.poll(None)[0] is None
     assert train_tab.attach(None)[0] is None  # a new page: no run started from the app yet
@@ -110,7 +111,7 @@ def run_name(tiny_model_dir):
 
 def test_runs_tab_lists_opens_and_deletes(run_name):
     table, choice = runs_tab.refresh(None)
-    assert table[0][:3] == [run_name, "tiny-llama", "not started"] and choice["value"] == run_name
+    assert table[0][:4] == [run_name, "", "tiny-llama", "not started"] and choice["value"] == run_name
     update, tabs = compare_tab.open(run_name)
     assert update["value"] == run_name and tabs.selected == "compare"
     assert export_tab.open(run_name)[1].selected == "export"
@@ -148,7 +149,8 @@ def test_chat_streams_when_each_token_is_pulled_from_another_thread(run_name):
 
 
 def test_blind_vote_updates_the_win_rate(run_name):
-    question, a, b, session, *buttons = compare_tab.new_pair(run_name, None, 8, 0)
+    question, a, b, session, pair_box, *buttons = compare_tab.new_pair(run_name, None, 8, 0)
+    assert pair_box["visible"]
     assert question and all(u["interactive"] for u in buttons)
     tally, session, *buttons = compare_tab.vote("tie", run_name, session)
     assert "1 votes" in tally and not any(u["interactive"] for u in buttons)
@@ -159,7 +161,7 @@ def test_blind_vote_updates_the_win_rate(run_name):
 
 
 def test_export_peft_gives_a_download(run_name):
-    files, notes = export_tab.export(run_name, ["peft"], "none")
+    files, _, notes = export_tab.export(run_name, ["peft"], "none")
     assert len(files) == 1 and files[0].endswith("peft.zip") and Path(files[0]).is_file()
     assert Path(files[0]).is_relative_to(paths.home()) and "peft" in notes
     with pytest.raises(gr.Error, match="USER/NAME"):
@@ -178,11 +180,13 @@ def test_hub_token_is_used_for_one_push_only(run_name, monkeypatch):
 
 
 def test_held_out_evaluation_table(run_name):
-    rows, session = compare_tab.evaluate(run_name, None, 8)
-    labels = [row[0] for row in rows]
-    assert labels[0].startswith("validation loss") and labels[-1].startswith("retention")
-    assert all(row[1] or row[2] for row in rows)
-    assert compare_tab.saved_eval(run_name) == rows  # shown again when the run is opened later
+    card, rows, details, examples, session = compare_tab.evaluate(run_name, None, 8)
+    assert rows[0][0] == "How close to your examples"  # (a random tiny model knows nothing to keep)
+    assert all(row[3].endswith(".") for row in rows)  # one sentence of explanation each
+    assert 'id="verdict-card"' in card and "chrF" not in card and "perplexity" not in card
+    assert details[0][0].startswith("validation loss") and any("chrF" in row[0] for row in details)
+    assert len(examples) == 3 and examples[0][1] == "light, fast, yours."  # your answer beside both models'
+    assert compare_tab.saved_eval(run_name) == (card, rows, details, examples)  # shown again later
     assert session["run"] == run_name
 
 

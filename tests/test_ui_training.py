@@ -53,17 +53,22 @@ def test_one_training_at_a_time_reattach_stop_and_resume(examples, stored_tiny):
 
         # A new page knows nothing yet; its first poll finds the running job.
         jobs._children.clear()  # as if this were another app process
-        followed, html, chart, _ = train_tab.poll(None)
-        assert followed == run_dir and 'data-status="running"' in html and len(chart) >= 1
+        followed, html, chart, _, start, stop, resume, _, note, *_ = train_tab.poll(None, None)
+        assert followed == run_dir and 'data-status="running"' in html and 'class="point training"' in chart
+        assert not start["interactive"] and stop["interactive"] and not resume["interactive"]
+        assert "Training now" in note and "examples.csv" in note  # the running job's data, whatever is chosen
 
         assert "Stopping run" in train_tab.stop()
         wait_for(lambda: jobs.current_job() is None, what="the stop")
         progress = jobs.read_progress(run_dir)
         assert progress.status == "stopped" and 0 < progress.step < 5000
         stopped_at = progress.step
+        _, html, _, _, start, stop, resume, message, *_ = train_tab.poll(run_dir, None)
+        assert "Stopped" in html and message == ""  # "Stopping…" is replaced by the outcome
+        assert start["interactive"] and not stop["interactive"] and resume["interactive"]
 
         resumed, message = train_tab.resume(run_dir)
-        assert resumed == run_dir and "Resuming" in message
+        assert resumed == run_dir and "Resumed" in message
         wait_for(lambda: jobs.read_progress(run_dir).step > stopped_at, what="steps after the resume")
     finally:
         job = jobs.stop_training(force=True)

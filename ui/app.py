@@ -27,13 +27,13 @@ def build() -> gr.Blocks:
         data_file = gr.State(None)
         with gr.Tabs() as tabs:
             data = data_tab.build(data_file)
-            train = train_tab.build(data_file)
+            train = train_tab.build(data_file, data.style)
             compare = compare_tab.build()
             export = export_tab.build()
             runs = runs_tab.build()
 
         # Re-attach: a new page (reload, second tab) shows the running job straight away.
-        demo.load(train.attach, train.run_dir, train.outputs)
+        demo.load(train.attach, [train.run_dir, data_file], train.outputs)
         demo.load(runs.refresh, runs.run, [runs.table, runs.run])
         tabs.change(runs.refresh, runs.run, [runs.table, runs.run])
         tabs.change(compare.refresh, compare.run, compare.run)
@@ -41,6 +41,7 @@ def build() -> gr.Blocks:
         runs.open_compare.click(compare.open, runs.run, [compare.run, tabs])
         runs.open_export.click(export.open, runs.run, [export.run, tabs])
         data.to_train.click(lambda: gr.Tabs(selected="train"), None, tabs)
+        train.to_compare.click(compare.open_run_dir, train.run_dir, [compare.run, tabs])
     return demo
 
 

@@ -14,16 +14,25 @@ import gradio as gr
 from localsft.runs import jobs
 from localsft.errors import UserError
 from localsft.inference.generate import SamplingSettings
+from localsft_ui import verdict as verdict_ui
 from localsft_ui.common import finished_run_choices, plain_errors, run_dropdown
 
-METRICS = [("loss", "validation loss (lower is better)"), ("perplexity", "perplexity (lower is better)"),
-           ("exact_match", "exact match"), ("chrf", "chrF (similarity to the reference)"),
-           ("format_adherence", "answers in the required format"), ("probe_accuracy", "general knowledge probes")]
 VOTES = (("A", "A is better"), ("tie", "Tie"), ("B", "B is better"))
+ONE_SHOT_NOTE = ("Each message is answered on its own: the models do not see your earlier messages, "
+                 "just as when the tuned model is used in a tool. Turn on **Conversation** to chat.")
+CONVERSATION_NOTE = ("**Conversation**: both models see the earlier messages of this chat and answer in "
+                     "context. Turn it off to have each message answered on its own.")
 
 
 def open(name: str | None):  # noqa: A001  (the Runs tab's "Open in Compare")
     return run_dropdown(name), gr.Tabs(selected="compare")
+
+
+def open_run_dir(run_dir: str | None):
+    """The Train tab's "Try it in Compare": its run chosen here."""
+    from pathlib import Path
+
+    return open(Path(run_dir).name if run_dir else None)
 
 
 def _loaded(session: dict | None, run: str | None, progress) -> dict:
@@ -36,7 +45,7 @@ def _loaded(session: dict | None, run: str | None, progress) -> dict:
         return session
     progress(0.1, desc=f"Loading the base model and the adapter of {run}…")
     chat = open_compare(jobs.find_run(run))
-    return {"run": run, "chat": chat, "pair": None}
+    return {"run": run, "chat": chat, "pair": None, "shown": {"base": [], "tuned": []}}
 
 
 def _settings(max_tokens, temperature) -> SamplingSettings:
@@ -44,71 +53,65 @@ def _settings(max_tokens, temperature) -> SamplingSettings:
 
 
 @plain_errors
-def send(message: str, run: str | None, session: dict | None, max_tokens, temperature, progress=gr.Progress()):
-    """Stream both answers into the two panes."""
+def send(message: str, run: str | None, session: dict | None, max_tokens, temperature,
+         conversation: bool = False, progress=gr.Progress()):
+    """Stream both answers into the two panes. Without `conversation` each message is answered
+    on its own (the models see only it); the panes still list the earlier exchanges."""
     if not (message or "").strip():
         raise UserError("Type a message first.")
     session = _loaded(session, run, progress)
-    chat = session["chat"]
-    before = {side: list(chat.history[side]) for side in chat.sides}
+    chat, shown = session["chat"], session["shown"]
+    if not conversation:
+        chat.reset()
     user = {"role": "user", "content": message}
     answers = {"base": "", "tuned": ""}
     for answers in chat.send_pairs(message, _settings(max_tokens, temperature)):
-        yield ([*before["base"], user, {"role": "assistant", "content": answers["base"]}],
-               [*before["tuned"], user, {"role": "assistant", "content": answers["tuned"]}], session, "")
-    yield _panes(chat) + (session, "")
-
-
-def _panes(chat) -> tuple[list, list]:
-    return ([m for m in chat.history["base"] if m["role"] != "system"],
-            [m for m in chat.history["tuned"] if m["role"] != "system"])
+        yield (*(shown[side] + [user, {"role": "assistant", "content": answers[side]}] for side in chat.sides),
+               session, "")
+    for side in chat.sides:
+        shown[side] += [user, {"role": "assistant", "content": answers[side]}]
+    yield shown["base"], shown["tuned"], session, ""
 
 
 def clear(session: dict | None):
     if session:
         session["chat"].reset()
+        session["shown"] = {"base": [], "tuned": []}
     return [], [], session
 
 
+def set_conversation(on: bool, session: dict | None):
+    """The Conversation toggle: a fresh chat in the chosen mode, and a line saying what it means."""
+    return (*clear(session), CONVERSATION_NOTE if on else ONE_SHOT_NOTE)
+
+
 # ---- held-out evaluation ----------------------------------------------------------------------
-def eval_rows(report: dict) -> list[list]:
-    rows = []
-    for key, label in METRICS:
-        base, tuned = report["base"].get(key), report["tuned"].get(key)
-        if base is not None or tuned is not None:
-            rows.append([label, _fmt(base), _fmt(tuned)])
-    rows.append(["retention (tuned probes / base probes)", "", _fmt(report.get("retention")) or "n/a"])
-    return rows
+def eval_outputs(report: dict | None) -> tuple:
+    """The verdict card, the plain-words table, the technical details and the examples side by side."""
+    return (verdict_ui.card_html(report), verdict_ui.table_rows(report), verdict_ui.details_rows(report),
+            verdict_ui.example_rows(report))
 
 
-def _fmt(value) -> str:
-    return "" if value is None else f"{value:.4g}"
-
-
-def saved_eval(run: str | None) -> list[list]:
-    """The run's eval.json as table rows, if it was evaluated before."""
-    import json
-
-    if not run:
-        return []
-    path = jobs.find_run(run).eval_json
-    return eval_rows(json.loads(path.read_text())) if path.exists() else []
+def saved_eval(run: str | None) -> tuple:
+    """The run's saved evaluation (eval.json), as shown when the run is opened again."""
+    return eval_outputs(verdict_ui.read_eval(jobs.find_run(run).path) if run else None)
 
 
 @plain_errors
 def evaluate(run: str | None, session: dict | None, max_tokens, progress=gr.Progress()):
-    from dataclasses import asdict
-
     from localsft.evaluation.evaluate import evaluate_run
 
     session = _loaded(session, run, progress)
+    stages = {"answers": "Both models answer the examples kept aside", "loss": "Scoring the answers",
+              "probes": "Asking general-knowledge questions"}
 
     def on_event(e):
-        progress(e.done / max(e.total, 1), desc=f"{e.stage}: {e.side} ({e.done}/{e.total})")
+        progress(e.done / max(e.total, 1), desc=f"{stages.get(e.stage, e.stage)} ({e.done}/{e.total})…")
 
     report = evaluate_run(jobs.find_run(run), settings=SamplingSettings(max_tokens=int(max_tokens)),
-                          on_event=on_event, switchable=session["chat"].switchable)
-    return eval_rows(asdict(report) | {"base": asdict(report.base), "tuned": asdict(report.tuned)}), session
+                          on_event=on_event, switchable=session["chat"].switchable,
+                          probe_limit=verdict_ui.PROBE_LIMIT)
+    return (*eval_outputs(report.to_dict()), session)
 
 
 # ---- blind A/B --------------------------------------------------------------------------------
@@ -122,8 +125,14 @@ def _held_out_prompt(run: str) -> list[dict]:
     return random.choice(prompts)
 
 
+def clear_pair():
+    """A new pair was asked for: the old one disappears at once (answers, question and votes)."""
+    return "", "", "", gr.update(visible=False)
+
+
 @plain_errors
 def new_pair(run: str | None, session: dict | None, max_tokens, temperature, progress=gr.Progress()):
+    """Both answers and the vote buttons appear together, once both are written."""
     from localsft.evaluation.abtest import new_pair as make
 
     session = _loaded(session, run, progress)
@@ -132,7 +141,7 @@ def new_pair(run: str | None, session: dict | None, max_tokens, temperature, pro
     session["pair"] = make(session["chat"].switchable, prompt, _settings(max_tokens, temperature))
     pair = session["pair"]
     question = "\n\n".join(f"**{m['role']}:** {m['content']}" for m in prompt)
-    return (question, pair.a, pair.b, session) + (gr.update(interactive=True),) * len(VOTES)
+    return (question, pair.a, pair.b, session, gr.update(visible=True)) + (gr.update(interactive=True),) * len(VOTES)
 
 
 @plain_errors
@@ -159,7 +168,7 @@ def win_rate_text(run: str | None) -> str:
 @plain_errors
 def show_run(name: str | None):
     """Another run chosen: empty chats, its saved evaluation and votes (its model loads on first use)."""
-    return [], [], None, saved_eval(name), win_rate_text(name)
+    return ([], [], None, *saved_eval(name), win_rate_text(name)) + clear_pair()
 
 
 def build() -> SimpleNamespace:
@@ -167,41 +176,64 @@ def build() -> SimpleNamespace:
         session = gr.State(None)
         with gr.Row():
             run = gr.Dropdown(label="Run", choices=finished_run_choices(), elem_id="compare-run", scale=3)
-            max_tokens = gr.Slider(16, 512, value=96, step=16, label="Max answer tokens", scale=2,
+            max_tokens = gr.Slider(16, 512, value=96, step=16, label="Longest answer (tokens)", scale=2,
                                    elem_id="compare-max-tokens")
-            temperature = gr.Slider(0, 1.5, value=0, step=0.1, label="Temperature (0: always the same)", scale=2)
+            temperature = gr.Slider(0, 1.5, value=0, step=0.1, label="Variety (0: the same answer every time)",
+                                    scale=2)
         with gr.Row():
-            base = gr.Chatbot(label="Base model", elem_id="chat-base", height=360)
-            tuned = gr.Chatbot(label="Tuned model", elem_id="chat-tuned", height=360)
+            base = gr.Chatbot(label="Base model (before training)", elem_id="chat-base", height=360)
+            tuned = gr.Chatbot(label="Tuned model (trained on your examples)", elem_id="chat-tuned", height=360)
         with gr.Row():
             message = gr.Textbox(placeholder="Ask both models…", show_label=False, scale=5, elem_id="chat-input")
             send_btn = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
             clear_btn = gr.Button("Clear", scale=1)
-        with gr.Accordion("Held-out evaluation", open=False):
-            eval_btn = gr.Button("Evaluate on the held-out examples")
-            eval_table = gr.Dataframe(headers=["metric", "base", "tuned"], interactive=False, elem_id="eval-table")
+        with gr.Row():
+            conversation = gr.Checkbox(label="Conversation (remember earlier messages)", value=False,
+                                       elem_id="chat-conversation", scale=1)
+            mode_note = gr.Markdown(ONE_SHOT_NOTE, elem_id="chat-mode")
+        with gr.Accordion("How did training go? (examples kept aside)", open=True):
+            gr.Markdown("Both models answer the examples that were kept aside from training; "
+                        "the answers are compared with yours.")
+            eval_btn = gr.Button("Check on the examples kept aside", elem_id="eval-go")
+            card = gr.HTML(elem_id="compare-verdict")
+            eval_table = gr.Dataframe(headers=verdict_ui.TABLE_HEADERS, interactive=False, wrap=True,
+                                      column_widths=["22%", "12%", "12%", "54%"],
+                                      elem_id="eval-table")
+            examples = gr.Dataframe(headers=verdict_ui.EXAMPLE_HEADERS, interactive=False, wrap=True,
+                                    label="The examples kept aside, side by side", elem_id="eval-examples")
+            with gr.Accordion("Details", open=False):
+                details = gr.Dataframe(headers=["score", "base model", "tuned model"], interactive=False,
+                                       elem_id="eval-details")
         with gr.Accordion("Blind A/B test", open=True):
-            gr.Markdown("Both models answer a held-out prompt; you do not know which is which. Pick the better one.")
+            gr.Markdown("Both models answer an example kept aside; you do not know which is which. "
+                        "Pick the better one.")
             pair_btn = gr.Button("New pair", elem_id="ab-new")
-            question = gr.Markdown()
-            with gr.Row():
-                answer_a = gr.Textbox(label="Answer A", lines=5, interactive=False, elem_id="ab-a")
-                answer_b = gr.Textbox(label="Answer B", lines=5, interactive=False, elem_id="ab-b")
-            with gr.Row():
-                buttons = {c: gr.Button(label, interactive=False, elem_id=f"vote-{c.lower()}") for c, label in VOTES}
+            with gr.Column(visible=False) as pair_box:
+                question = gr.Markdown(elem_id="ab-question")
+                with gr.Row():
+                    answer_a = gr.Textbox(label="Answer A", lines=5, interactive=False, elem_id="ab-a")
+                    answer_b = gr.Textbox(label="Answer B", lines=5, interactive=False, elem_id="ab-b")
+                with gr.Row():
+                    buttons = {c: gr.Button(label, interactive=False, elem_id=f"vote-{c.lower()}")
+                               for c, label in VOTES}
             tally = gr.Markdown(elem_id="ab-tally")
 
     # Generation runs one at a time: a model's adapter switch is set per batch, and the CPU is shared.
     one = {"concurrency_id": "generate", "concurrency_limit": 1}
+    chat_in = [message, run, session, max_tokens, temperature, conversation]
     chat_out = [base, tuned, session, message]
-    send_btn.click(send, [message, run, session, max_tokens, temperature], chat_out, **one)
-    message.submit(send, [message, run, session, max_tokens, temperature], chat_out, **one)
+    send_btn.click(send, chat_in, chat_out, **one)
+    message.submit(send, chat_in, chat_out, **one)
     clear_btn.click(clear, session, [base, tuned, session])
-    run.change(show_run, run, [base, tuned, session, eval_table, tally])
-    eval_btn.click(evaluate, [run, session, max_tokens], [eval_table, session], **one)
-    pair_btn.click(new_pair, [run, session, max_tokens, temperature],
-                   [question, answer_a, answer_b, session, *buttons.values()], **one)
+    conversation.change(set_conversation, [conversation, session], [base, tuned, session, mode_note])
+    evaluation = [card, eval_table, details, examples]
+    pair_out = [question, answer_a, answer_b, pair_box]
+    run.change(show_run, run, [base, tuned, session, *evaluation, tally, *pair_out])
+    eval_btn.click(evaluate, [run, session, max_tokens], [*evaluation, session], **one)
+    pair_btn.click(clear_pair, None, pair_out, queue=False).then(
+        new_pair, [run, session, max_tokens, temperature], [question, answer_a, answer_b, session, pair_box,
+                                                            *buttons.values()], **one)
     for choice, button in buttons.items():
         button.click(lambda name, state, choice=choice: vote(choice, name, state), [run, session],
                      [tally, session, *buttons.values()])
-    return SimpleNamespace(run=run, refresh=run_dropdown, open=open)
+    return SimpleNamespace(run=run, refresh=run_dropdown, open=open, open_run_dir=open_run_dir)

@@ -6,6 +6,7 @@ Every file the app trains on is kept inside the localsft home folder (uploads/).
 from __future__ import annotations
 
 import csv
+import html
 import json
 import shutil
 import time
@@ -18,8 +19,8 @@ import pandas as pd
 from localsft import paths
 from localsft.errors import UserError
 from localsft.train.recipes import recipes_dir
-from localsft_ui import browser_input, isolated_read, served_files
-from localsft_ui.common import plain_errors, tokenizer_for
+from localsft_ui import browser_input, house_style, isolated_read, served_files
+from localsft_ui.common import app_words, plain_errors, tokenizer_for
 
 EXAMPLES_DIR = recipes_dir() / "data"  # the recipes' example sets
 DATA_TYPES = [".csv", ".tsv", ".txt", ".xlsx", ".jsonl", ".json"]
@@ -73,20 +74,26 @@ def _mapping(columns: list[str], input_col: str | None, output_col: str | None, 
 
 def summary_markdown(report) -> str:
     s = report.stats
-    lines = [f"**{Path(report.path).name}**: {report.rows_read} rows read, **{report.rows_kept} kept**, "
-             f"{report.rows_read - report.rows_kept} dropped."]
+    removed = report.rows_read - report.rows_kept
+    lines = [f"**{Path(report.path).name}**: {report.rows_read} rows read, **{report.rows_kept} kept**"
+             + (f", {removed} removed (empty, duplicated or unusable rows: see the list)." if removed else ".")]
     tokens = s.get("tokens")
     if tokens:
-        lines.append(f"Tokens per example: median {tokens['median']}, longest {tokens['max']}; "
-                     f"{tokens['trained_tokens_per_epoch']:,} answer tokens to learn per pass.")
+        lines.append(f"A typical example is {tokens['median']} tokens long (longest {tokens['max']}); "
+                     f"{tokens['trained_tokens_per_epoch']:,} tokens of answers to learn per pass.")
     whole = [p.message for p in report.problems if p.line is None]
-    lines += [f"- {m}" for m in whole]
+    lines += [f"- {app_words(m)}" for m in whole]
     lines.append("Ready to train." if report.trainable else "**This set cannot be trained on yet** (see above).")
     return "\n\n".join(lines)
 
 
+PROBLEM_HEADERS = ["row", "what happened", "why"]
+
+
 def problems_rows(report) -> list[list]:
-    return [[p.line or "", p.severity, p.message] for p in report.problems if p.line is not None]
+    """Problems by spreadsheet row: a dropped row is "removed" (not an error), a kept one "kept, check it"."""
+    return [[p.line, "removed" if p.severity == "error" else "kept, check it", app_words(p.message)]
+            for p in report.problems if p.line is not None]
 
 
 def histogram_frame(report) -> pd.DataFrame | None:
@@ -97,14 +104,51 @@ def histogram_frame(report) -> pd.DataFrame | None:
     return pd.DataFrame({"tokens": labels, "examples": [b["count"] for b in bins]}) if bins else None
 
 
-def preview_pieces(report, index: int, model: str | None) -> list[tuple[str, str | None]]:
-    """One kept example as the model sees it; the tokens it learns from are highlighted."""
+def _example_at_row(report, row) -> tuple[dict | None, str]:
+    """The kept example from spreadsheet row `row` (the first kept one when empty), or why there is none."""
+    if not report or not report.examples:
+        return None, ""
+    if not row:
+        return report.examples[0], ""
+    row = int(row)
+    if row < 1:
+        return None, f"Rows are numbered from 1, as in your spreadsheet; {row} is not a row."
+    if row in report.lines:
+        return report.examples[report.lines.index(row)], ""
+    why = next((p.message for p in report.problems if p.line == row), None)
+    if why:
+        return None, f"Row {row} was removed: {app_words(why)}"
+    return None, f"There is no example in row {row}; rows {report.lines[0]} to {report.lines[-1]} hold them."
+
+
+def preview_chat(report, row) -> str:
+    """The example of that row as a chat: system, user and assistant bubbles; the answer it learns highlighted."""
+    example, why = _example_at_row(report, row)
+    if example is None:
+        return html.escape(why)
+    style = {"system": "background:#f3f4f6;color:#374151", "user": "background:#e0ecff;margin-right:20%",
+             "assistant": "background:#dcfce7;border:2px solid #16a34a;margin-left:20%"}
+    who = {"system": "Instructions (system)", "user": "You ask (user)",
+           "assistant": "It learns to answer (assistant)"}
+    bubbles = [f'<div class="bubble {m["role"]}" style="{style.get(m["role"], "")};border-radius:10px;'
+               f'padding:6px 10px;margin:6px 0;white-space:pre-wrap"><small>{who.get(m["role"], m["role"])}</small>'
+               f'<div>{html.escape(str(m.get("content", "")))}</div></div>' for m in example.get("messages", [])]
+    return "".join(bubbles) or html.escape(example.get("text", ""))
+
+
+def preview_pieces(report, row, model: str | None) -> list[tuple[str, str | None]]:
+    """The example of that row exactly as the model sees it (template tokens included); the tokens
+    it learns from are highlighted."""
     from localsft.data import preview
 
-    if not report or not report.examples:
+    example, _ = _example_at_row(report, row)
+    if example is None:
         return []
-    example = report.examples[max(0, min(int(index or 1), len(report.examples)) - 1)]
     return [(piece, "learned" if trained else None) for piece, trained in preview(tokenizer_for(model), example)]
+
+
+def show_row(report, row, model):
+    return preview_chat(report, row), preview_pieces(report, row, model)
 
 
 def _trainable_file(report, path: Path, mapping) -> str | None:
@@ -121,25 +165,43 @@ def _trainable_file(report, path: Path, mapping) -> str | None:
 @plain_errors
 def check_file(path: str | None, input_col: str | None, output_col: str | None, system_col: str | None,
                model: str | None, progress=gr.Progress()):
-    """Check the examples file; returns every output of the report area."""
+    """Check the examples file; returns every output of the report area. A file that cannot be
+    used replaces the previous report with the reason (nothing of the previous file stays)."""
     from localsft.data import check
 
     path = browser_input.data_file(path)
     progress(0.1, desc="Reading and checking the examples…")
-    columns = isolated_read.read_columns(path)  # a file that does not fit stops here, in a child
-    mapping = _mapping(columns, input_col, output_col, system_col)
-    report = check(path, tokenizer=tokenizer_for(model), mapping=mapping)
+    try:
+        columns = isolated_read.read_columns(path)  # a file that does not fit stops here, in a child
+    except UserError as err:
+        return rejected(path, err, [])
+    try:
+        mapping = _mapping(columns, input_col, output_col, system_col)
+        report = check(path, tokenizer=tokenizer_for(model), mapping=mapping)
+    except UserError as err:
+        return rejected(path, err, columns)
     used = report.stats.get("mapping", {})
-    choices = [NONE] + columns
-
-    def pick(role):
-        return gr.update(choices=choices, value=used.get(role) or NONE, interactive=bool(columns))
-
     histogram = histogram_frame(report)
     bars = gr.update(value=histogram, sort=None if histogram is None else list(histogram["tokens"]))
+    first = report.lines[0] if report.lines else None
     return (report, _trainable_file(report, path, mapping), summary_markdown(report), problems_rows(report),
-            bars, pick("input"), pick("output"), pick("system"),
-            gr.update(maximum=max(1, len(report.examples)), value=1), preview_pieces(report, 1, model))
+            bars, *_pickers(columns, used), gr.update(value=first), preview_chat(report, first),
+            preview_pieces(report, first, model), gr.update(interactive=report.trainable), "")
+
+
+def _pickers(columns: list[str], used: dict) -> list:
+    choices = [NONE] + columns
+    return [gr.update(choices=choices, value=used.get(role) or NONE, interactive=bool(columns))
+            for role in ("input", "output", "system")]
+
+
+def rejected(path: Path, err: UserError, columns: list[str]) -> tuple:
+    """The report area for a file that cannot be used: its reason, its columns to choose from (if any),
+    and nothing left of the previous file (house-style preview included)."""
+    hint = " Then press **Check again**." if columns else ""
+    summary = f"**{path.name} cannot be used yet.** {app_words(str(err))}{hint}"
+    return (None, None, summary, [], gr.update(value=None), *_pickers(columns, {}), gr.update(value=None),
+            "", [], gr.update(interactive=False), "")
 
 
 @plain_errors
@@ -185,23 +247,28 @@ def build(data_file: gr.State) -> SimpleNamespace:
             recheck = gr.Button("Check again")
         summary = gr.Markdown(elem_id="data-summary")
         with gr.Row():
-            problems = gr.Dataframe(headers=["line", "severity", "problem"], interactive=False, wrap=True,
-                                    label="Problems by row", elem_id="data-problems")
+            problems = gr.Dataframe(headers=PROBLEM_HEADERS, interactive=False, wrap=True,
+                                    label="Rows to look at (row = the row in your file)", elem_id="data-problems")
             histogram = gr.BarPlot(None,
                                    x="tokens", y="examples", title="Example lengths (tokens)",
                                    sort=None, height=260)
-        index = gr.Number(label="Example number", value=1, precision=0, minimum=1)
-        preview = gr.HighlightedText(label="What the model sees (highlighted: what it learns to write)",
-                                     color_map={"learned": "green"}, show_legend=True, elem_id="data-preview")
-        to_train = gr.Button("Train on these examples →", variant="primary")
+        index = gr.Number(label="Show the example in row", value=None, precision=0, elem_id="data-row")
+        chat = gr.HTML(elem_id="data-chat", label="The example as a chat")
+        with gr.Accordion("Details: exactly what the model reads", open=False):
+            preview = gr.HighlightedText(label="Template tokens included (highlighted: what it learns to write)",
+                                         color_map={"learned": "green"}, show_legend=True, elem_id="data-preview")
+        style, style_result = house_style.build(report)
+        to_train = gr.Button("Train on these examples →", variant="primary", interactive=False,
+                             elem_id="data-to-train")
         no_column = gr.State(NONE)  # a new file: columns found by name (created in the tab, not in gr.Tabs)
 
-    outputs = [report, data_file, summary, problems, histogram, input_col, output_col, system_col, index, preview]
+    outputs = [report, data_file, summary, problems, histogram, input_col, output_col, system_col, index, chat,
+               preview, to_train, style_result]
     mapping = [input_col, output_col, system_col, model]
     detect = [source, no_column, no_column, no_column, model]
     upload.upload(use_upload, upload, source).success(check_file, detect, outputs)
     example_btn.click(use_example, example, source).success(check_file, detect, outputs)
     table_btn.click(use_table, table, source).success(check_file, detect, outputs)
     recheck.click(check_file, [source, *mapping], outputs)
-    index.submit(preview_pieces, [report, index, model], preview)
-    return SimpleNamespace(to_train=to_train, source=source)
+    index.submit(show_row, [report, index, model], [chat, preview])
+    return SimpleNamespace(to_train=to_train, source=source, style=style)

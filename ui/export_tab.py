@@ -6,7 +6,9 @@ cleared: it is never saved or logged.
 
 from __future__ import annotations
 
+import html
 import shutil
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -29,14 +31,43 @@ def open(name: str | None):  # noqa: A001  (the Runs tab's "Open in Export")
 
 
 def zip_folder(folder: Path, name: str) -> Path:
-    """One download per export: the folder as `name`.zip in downloads/ (the only folder served by path)."""
+    """One download per export: the folder as `name`.zip in downloads/ (the only folder served by path),
+    made again when the export is newer."""
+    from localsft.export.pipeline import CHECK_FILE
+
     target = served_files.downloads_dir() / name
+    done, stamp = target.with_name(target.name + ".zip"), folder / CHECK_FILE
+    if done.exists() and stamp.exists() and done.stat().st_mtime >= stamp.stat().st_mtime:
+        return served_files.keep(done)
     return served_files.keep(shutil.make_archive(str(target), "zip", root_dir=folder))
+
+
+def _size(path: Path) -> str:
+    size = path.stat().st_size
+    return f"{size / 2**20:.1f} MB" if size >= 2**20 else f"{max(1, size // 1024)} KB"
+
+
+def finished_exports(run: str | None) -> tuple[list[str], str]:
+    """Every finished export of the run (each format's latest), as downloads and a list with sizes."""
+    from localsft.export.pipeline import CHECK_FILE
+
+    if not run:
+        return [], ""
+    folder = jobs.find_run(run).path / "exports"
+    done = sorted(p for p in folder.iterdir() if (p / CHECK_FILE).exists()) if folder.is_dir() else []
+    zips = [zip_folder(p, f"{run}-{p.name}") for p in done]
+    if not zips:
+        return [], "No exports of this run yet."
+    rows = "".join(f"<tr><td>{html.escape(FORMAT_HELP.get(p.name, p.name))}</td><td>{_size(z)}</td>"
+                   f"<td>{time.strftime('%Y-%m-%d %H:%M', time.localtime((p / CHECK_FILE).stat().st_mtime))}</td></tr>"
+                   for p, z in zip(done, zips))
+    return [str(z) for z in zips], ('<table id="export-list"><tr><th>export</th><th>download size</th>'
+                                    f"<th>written</th></tr>{rows}</table>")
 
 
 @plain_errors
 def export(run: str | None, formats: list[str], quantize: str, progress=gr.Progress()):
-    """Export each chosen format; returns the download files and how to use them."""
+    """Export each chosen format; returns every finished export (downloads, list) and how to use the new ones."""
     from localsft.export import export_run
 
     if not run:
@@ -45,14 +76,13 @@ def export(run: str | None, formats: list[str], quantize: str, progress=gr.Progr
         raise UserError("Tick at least one format.")
     bits = None if quantize in (None, "", "none") else int(quantize)
     folder = jobs.find_run(run).path
-    downloads, notes = [], []
+    notes = []
     for n, fmt in enumerate(formats):
         progress(n / len(formats), desc=f"Exporting {fmt}…")
         for result in export_run(folder, fmt, quantize=bits if fmt in ("mlx", "gguf") else None,
                                  on_progress=lambda msg: progress(n / len(formats), desc=msg)):
-            downloads.append(str(zip_folder(result.path, f"{run}-{result.fmt}")))
             notes.append(f"### {result.fmt}\n{result.check.summary()}\n\n{result.usage}")
-    return downloads, "\n\n".join(notes)
+    return (*finished_exports(run), "\n\n".join(notes))
 
 
 @plain_errors
@@ -79,7 +109,9 @@ def build() -> SimpleNamespace:
                                        label="Formats", elem_id="export-formats", scale=3)
             quantize = gr.Dropdown(["none", "8", "4"], value="none", label="Quantize (mlx: 4 or 8, gguf: 8)", scale=1)
         export_btn = gr.Button("Export", variant="primary", elem_id="export-go")
-        files = gr.File(label="Downloads", file_count="multiple", interactive=False, elem_id="export-files")
+        listing = gr.HTML(elem_id="export-listing")
+        files = gr.File(label="Downloads (every finished export of this run)", file_count="multiple",
+                        interactive=False, elem_id="export-files")
         notes = gr.Markdown()
         with gr.Accordion("Push to the Hugging Face Hub", open=False):
             with gr.Row():
@@ -91,6 +123,7 @@ def build() -> SimpleNamespace:
             push_btn = gr.Button("Push")
             push_note = gr.Markdown()
 
-    export_btn.click(export, [run, formats, quantize], [files, notes])
+    export_btn.click(export, [run, formats, quantize], [files, listing, notes])
+    run.change(plain_errors(finished_exports), run, [files, listing])
     push_btn.click(push, [run, push_fmt, repo, token, private], [token, push_note])
     return SimpleNamespace(run=run, refresh=run_dropdown, open=open)

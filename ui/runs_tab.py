@@ -7,21 +7,23 @@ from types import SimpleNamespace
 import gradio as gr
 
 from localsft.runs import jobs
+from localsft.runs.names import friendly_name, set_friendly_name
 from localsft_ui.common import plain_errors
 
-HEADERS = ["run", "model", "status", "steps", "best val loss", "started"]
+HEADERS = ["run", "name", "model", "status", "steps", "best val loss", "started"]
 
 
 def runs_table() -> list[list]:
     """One row per run, newest first."""
-    return [[r.name, r.model, r.status, f"{r.step}/{r.steps}",
+    return [[r.name, friendly_name(r.path) or "", r.model, r.status, f"{r.step}/{r.steps}",
              "" if r.best_val_loss is None else round(r.best_val_loss, 4), r.started] for r in jobs.list_runs()]
 
 
 def refresh(selected: str | None):
-    names = [row[0] for row in runs_table()]
+    rows = runs_table()
+    names = [row[0] for row in rows]
     chosen = selected if selected in names else (names[0] if names else None)
-    return runs_table(), gr.update(choices=names, value=chosen)
+    return rows, gr.update(choices=[(row[1] or row[0], row[0]) for row in rows], value=chosen)
 
 
 @plain_errors
@@ -30,6 +32,16 @@ def ask_delete(name: str | None):
         raise gr.Error("Choose a run first.", print_exception=False)
     jobs.find_run(name)
     return gr.update(visible=True), f"Delete run **{name}** and everything in it (adapters, exports)? This cannot be undone."
+
+
+@plain_errors
+def rename(name: str | None, new_name: str):
+    """Give the chosen run a friendly name (shown in every list, export and model card)."""
+    if not name:
+        raise gr.Error("Choose a run first.", print_exception=False)
+    kept = set_friendly_name(jobs.find_run(name).path, new_name)
+    table, choices = refresh(name)
+    return table, choices, f"Run {name} is now called **{kept}**." if kept else f"Run {name} has no name now."
 
 
 @plain_errors
@@ -47,6 +59,10 @@ def build() -> SimpleNamespace:
             run = gr.Dropdown(label="Run", choices=[], allow_custom_value=False, scale=3, elem_id="runs-choice")
             refresh_btn = gr.Button("Refresh", scale=1)
         with gr.Row():
+            new_name = gr.Textbox(label="Give it a name (shown in every list, export and model card)",
+                                  placeholder="Spring taglines", scale=3, elem_id="runs-name")
+            rename_btn = gr.Button("Rename", scale=1, elem_id="runs-rename")
+        with gr.Row():
             open_compare = gr.Button("Open in Compare", variant="primary")
             open_export = gr.Button("Open in Export")
             delete = gr.Button("Delete…", variant="stop")
@@ -56,6 +72,7 @@ def build() -> SimpleNamespace:
         message = gr.Markdown()
 
     refresh_btn.click(refresh, run, [table, run])
+    rename_btn.click(rename, [run, new_name], [table, run, message])
     delete.click(ask_delete, run, [confirm_row, message])
     confirm.click(confirm_delete, run, [table, run, confirm_row, message])
     cancel.click(lambda: (gr.update(visible=False), ""), None, [confirm_row, message])

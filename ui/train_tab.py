@@ -6,18 +6,19 @@ every two seconds, so a reload or a second tab shows the same running job.
 
 from __future__ import annotations
 
-import html
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
-import pandas as pd
 
 from localsft import paths
 from localsft.runs import jobs
 from localsft.errors import UserError
-from localsft_ui import browser_input, served_files
+from localsft.runs.folder import RunFolder
+from localsft.runs.names import display_name
+from localsft_ui import browser_input, served_files, train_status
+from localsft_ui import verdict as verdict_ui
 from localsft_ui.common import plain_errors
 
 POLL_SECONDS = 2.0
@@ -25,10 +26,7 @@ POLL_SECONDS = 2.0
 ADVANCED = [("Epochs (0: the recipe's)", None, None), ("Steps (0: from the epochs)", 0, "train-iters"),
             ("Learning rate (0: the recipe's)", None, None), ("LoRA rank (0: the recipe's)", 0, None),
             ("Max tokens per example (0: the recipe's)", 0, None)]
-STATUS_WORDS = {"waiting": "Starting (loading the model and the data)…", "running": "Training…",
-                "finished": "Finished.", "early_stopped": "Finished early: the validation loss stopped improving.",
-                "stopped": "Stopped. You can resume it later.", "failed": "Failed.",
-                "interrupted": "Interrupted."}
+
 
 
 # ---- choices ----------------------------------------------------------------------------------
@@ -88,12 +86,6 @@ def add_model(source: str, gguf_file: str | None, progress=gr.Progress()):
     return gr.update(choices=model_choices(), value=info.name), f"Added **{info.name}** ({info.architecture})."
 
 
-def data_label(data_file: str | None) -> str:
-    if not data_file:
-        return "**Examples:** none chosen yet: pick them in the **Data** tab (task recipes bring their own)."
-    return f"**Examples:** `{Path(data_file).name}`"
-
-
 def training_data(data_file: str | None, recipe: str | None) -> str:
     """The examples chosen in the Data tab, else the task recipe's own example set."""
     if data_file:
@@ -121,11 +113,20 @@ def show_plan(data_file, model, recipe, *advanced, progress=gr.Progress()):
     return "```\n" + jobs.dry_run(job.pop("data"), **job) + "\n```"
 
 
+def with_style(items: list[str], format_check: dict | None) -> list[str]:
+    """The Data tab's house style, as the run's format check."""
+    import json
+
+    return items + ([f"format_check={json.dumps(format_check)}"] if format_check else [])
+
+
 @plain_errors
-def start(data_file, model, recipe, *advanced):
+def start(data_file, model, recipe, *advanced, format_check: dict | None = None):
     job = job_settings(data_file, model, recipe, *advanced)
-    job = jobs.start_training(job.pop("data"), **job)
-    return str(job.run_dir), f"Started run **{job.name}**."
+    data = job.pop("data")
+    job["overrides"] = with_style(job["overrides"], format_check)
+    job = jobs.start_training(data, **job)
+    return str(job.run_dir), f"Started run **{job.name}** on `{Path(data).name}`."
 
 
 @plain_errors
@@ -133,77 +134,62 @@ def stop():
     job = jobs.stop_training()
     if job is None:
         raise UserError("No training is running.")
-    return f"Stopping run **{job.name}** after the current step…"
+    return f"Stopping run **{display_name(job.run_dir)}** after the current step…"
 
 
 @plain_errors
 def resume(run_dir: str | None):
     job = jobs.start_training(run_dir=browser_input.run_folder(run_dir), resume=True)
-    return str(job.run_dir), f"Resuming run **{job.name}**."
+    return str(job.run_dir), f"Resumed run **{display_name(job.run_dir)}**."
 
 
-# ---- rendering the event log ------------------------------------------------------------------
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "?"
-    seconds = int(round(seconds))
-    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
-
-
-def progress_html(p: jobs.Progress) -> str:
-    words = STATUS_WORDS.get(p.status, p.status)
-    detail = f"Step {p.step} of {p.steps}" if p.steps else ""
-    if p.status == "running":
-        detail += f" · about {_duration(p.eta_s)} left"
-        if p.tokens_per_s:
-            detail += f" · {p.tokens_per_s:.0f} tokens/s"
-    if p.best_val_loss is not None:
-        detail += f" · best validation loss {p.best_val_loss:.4f}"
-    detail = detail.removeprefix(" · ")
-    message = f"<div>{html.escape(p.message)}</div>" if p.message else ""
-    return (f'<div id="train-progress" data-status="{p.status}"><b>{html.escape(p.run_dir.name)}</b>: '
-            f'{words}<br><progress value="{p.step}" max="{max(p.steps, 1)}" style="width:100%"></progress>'
-            f"<div>{detail}</div>{message}</div>")
-
-
-def loss_frame(p: jobs.Progress) -> pd.DataFrame | None:
-    """Training and validation loss by step; None before the first point (Gradio 6.31's line
-    plot draws no lines after it was once given an empty table)."""
-    rows = [(s, v, "training") for s, v in p.losses] + [(s, v, "validation") for s, v in p.val_losses]
-    return pd.DataFrame(rows, columns=["step", "loss", "series"]) if rows else None
-
-
-def samples_markdown(p: jobs.Progress) -> str:
-    if not p.samples:
-        return ""
-    parts = [f"**Sample answers (step {p.step})**"]
-    for s in p.samples:
-        parts.append(f"> {s.get('prompt', '')}\n\n{s.get('answer', '')}")
-    return "\n\n".join(parts)
-
-
-def poll(run_dir: str | None):
+# ---- following the run ------------------------------------------------------------------------
+def poll(run_dir: str | None, data_file: str | None = None):
     """The followed run's progress; a running job (from any tab) takes over, which is the re-attach."""
     job = jobs.current_job()
     if job is not None:
         run_dir = str(job.run_dir)
+    note = train_status.data_note(data_file, job)
     if not run_dir or not Path(run_dir).is_dir():
-        return None, "", None, ""
+        return (None, "", "", "", *train_status.buttons(None, job), gr.update(), note,
+                *train_status.result_area(None, False))
     p = jobs.read_progress(run_dir, running=job is not None)
-    return run_dir, progress_html(p), loss_frame(p), samples_markdown(p)
+    note = train_status.data_note(data_file, job, closing=p.done)
+    events = RunFolder(Path(run_dir)).events()
+    message = gr.update() if job is not None else ""  # "Stopping…" / "Started…" end with the run
+    return (run_dir, train_status.progress_html(p, events), train_status.chart_html(p), train_status.samples_html(p),
+            *train_status.buttons(p, job), message, note, *train_status.result_area(p, job is not None))
 
 
-def attach(run_dir: str | None):
+def attach(run_dir: str | None, data_file: str | None = None):
     """A page opens (or reloads): follow the running job, else show the latest run."""
     if run_dir is None and jobs.current_job() is None:
         runs = [p for p in paths.runs_dir().iterdir() if (p / jobs.LOG_FILE).exists()]
         run_dir = str(max(runs, key=lambda p: p.stat().st_mtime)) if runs else None
-    return poll(run_dir)
+    return poll(run_dir, data_file)
 
 
-def build(data_file: gr.State) -> SimpleNamespace:
+@plain_errors
+def check_result(run_dir: str | None, progress=gr.Progress()):
+    """Evaluate the finished run on its examples kept aside; returns the verdict card."""
+    from localsft.evaluation.evaluate import evaluate_run
+    from localsft.inference.generate import SamplingSettings
+
+    if not run_dir:
+        raise UserError("Train a run first.")
+    progress(0.05, desc="Loading the model…")
+    stages = {"answers": "Both models answer the examples kept aside", "loss": "Scoring the answers",
+              "probes": "Asking general-knowledge questions"}
+    report = evaluate_run(RunFolder.open(run_dir), settings=SamplingSettings(max_tokens=128),
+                          probe_limit=verdict_ui.PROBE_LIMIT,
+                          on_event=lambda e: progress(e.done / max(e.total, 1),
+                                                      desc=f"{stages.get(e.stage, e.stage)} ({e.done}/{e.total})…"))
+    return verdict_ui.card_html(report.to_dict())
+
+
+def build(data_file: gr.State, style: gr.State | None = None) -> SimpleNamespace:
     with gr.Tab("Train", id="train"):
-        data_note = gr.Markdown(data_label(None))
+        data_note = gr.Markdown(train_status.data_note(None, None), elem_id="train-data")
         with gr.Row():
             with gr.Column():
                 model = gr.Dropdown(label="Model", choices=model_choices(), value=paths.DEFAULT_MODEL,
@@ -228,25 +214,32 @@ def build(data_file: gr.State) -> SimpleNamespace:
         with gr.Row():
             plan_btn = gr.Button("Show the plan")
             start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
-            stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop")
-            resume_btn = gr.Button("Resume")
+            stop_btn = gr.Button("Stop", variant="stop", elem_id="train-stop", interactive=False)
+            resume_btn = gr.Button("Resume", elem_id="train-resume", interactive=False)
         message = gr.Markdown(elem_id="train-message")
         plan = gr.Markdown()
         status = gr.HTML(elem_id="train-status")
-        chart = gr.LinePlot(None, x="step", y="loss", color="series",
-                            title="Loss", elem_id="loss-chart", height=300)
-        samples = gr.Markdown(elem_id="train-samples")
+        with gr.Row():
+            check_btn = gr.Button("Check the result", variant="primary", visible=False, elem_id="train-check")
+            to_compare = gr.Button("Try it in Compare →", visible=False, elem_id="train-to-compare")
+        card = gr.HTML(elem_id="train-verdict")
+        chart = gr.HTML(elem_id="loss-chart")
+        samples = gr.HTML(elem_id="train-samples")
         run_dir = gr.State(None)
         timer = gr.Timer(POLL_SECONDS)
 
     inputs = [data_file, model, recipe, *advanced]
-    data_file.change(data_label, data_file, data_note)
     recipe.change(plain_errors(recipe_info), recipe, recipe_note)
     add_btn.click(add_model, [source, gguf], [model, add_note])
     plan_btn.click(show_plan, inputs, plan)
-    start_btn.click(start, inputs, [run_dir, message])
+    style = style or gr.State(None)
+    start_btn.click(lambda check, *values: start(*values, format_check=check), [style, *inputs], [run_dir, message])
     stop_btn.click(stop, None, message)
     resume_btn.click(resume, run_dir, [run_dir, message])
-    outputs = [run_dir, status, chart, samples]
-    timer.tick(poll, run_dir, outputs, show_progress="hidden")
-    return SimpleNamespace(model=model, run_dir=run_dir, outputs=outputs, attach=attach)
+    outputs = [run_dir, status, chart, samples, start_btn, stop_btn, resume_btn, message, data_note,
+               card, check_btn, to_compare]
+    timer.tick(poll, [run_dir, data_file], outputs, show_progress="hidden")
+    data_file.change(poll, [run_dir, data_file], outputs, show_progress="hidden")
+    check_btn.click(check_result, run_dir, card, concurrency_id="generate", concurrency_limit=1)
+    return SimpleNamespace(model=model, run_dir=run_dir, data_file=data_file, outputs=outputs, attach=attach,
+                           to_compare=to_compare)

@@ -35,6 +35,9 @@ def _print_turn(chat, text: str, compare: bool) -> None:
 
 
 def run(args) -> int:
+    from localsft.runs.names import resolve_run
+
+    args.run = resolve_run(args.run)
     settings = SamplingSettings(max_tokens=args.max_tokens, temperature=args.temp,
                                 top_p=args.top_p, seed=args.seed)
     sides = SIDES if args.compare else ("tuned",)
@@ -60,7 +63,7 @@ def run(args) -> int:
 
 
 def register(parser) -> None:
-    parser.add_argument("run", help="run folder")
+    parser.add_argument("run", help="the run: its name (see `localsft runs`) or folder")
     parser.add_argument("--compare", action="store_true", help="answer with the base and the tuned model")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--temp", type=float, default=0.0, help="sampling temperature (0 = greedy)")

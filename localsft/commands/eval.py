@@ -18,26 +18,21 @@ def _progress(event: EvalProgress) -> None:
         print(f"[{event.stage} ({event.side}): {event.total} to do]", file=sys.stderr)
 
 
-def _fmt(value, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
 def summary(report: EvalReport) -> str:
-    """A few lines for the terminal."""
-    rows = [("validation loss", "loss", ".3f"), ("perplexity", "perplexity", ".2f"),
-            ("exact match", "exact_match", ".0%"), ("chrF", "chrf", ".1f"),
-            ("format adherence", "format_adherence", ".0%"), ("probe accuracy", "probe_accuracy", ".0%")]
-    lines = [f"{'':18} {'base':>8} {'tuned':>8}"]
-    for label, name, spec in rows:
-        base, tuned = getattr(report.base, name), getattr(report.tuned, name)
-        if base is not None or tuned is not None:
-            lines.append(f"{label:18} {_fmt(base, spec):>8} {_fmt(tuned, spec):>8}")
-    if report.retention is not None:
-        lines.append(f"retention (tuned/base probe accuracy): {report.retention:.0%}")
-    return "\n".join(lines)
+    """The verdict in plain words, then the technical scores in an aligned table."""
+    from localsft.evaluation.verdict import details, verdict
+
+    data = report.to_dict()
+    rows = [("details", "base", "tuned"), *details(data)]
+    width = max(len(row[0]) for row in rows)
+    table = [f"  {name:<{width}}  {base:>8}  {tuned:>8}" for name, base, tuned in rows]
+    return "\n".join(verdict(data).lines() + [""] + table)
 
 
 def run(args) -> int:
+    from localsft.runs.names import resolve_run
+
+    args.run = resolve_run(args.run)
     settings = SamplingSettings(max_tokens=args.max_tokens, temperature=0.0)
     report = evaluate_run(args.run, data=args.data, settings=settings, probes=not args.no_probes,
                           on_event=None if args.json else _progress)
@@ -50,7 +45,7 @@ def run(args) -> int:
 
 
 def register(parser) -> None:
-    parser.add_argument("run", help="run folder")
+    parser.add_argument("run", help="the run: its name (see `localsft runs`) or folder")
     parser.add_argument("--data", default=None, help="JSONL file to evaluate on (default: the run's data/test.jsonl)")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
     parser.add_argument("--max-tokens", type=int, default=256, help="longest answer generated per example")

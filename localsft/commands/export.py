@@ -8,6 +8,9 @@ from localsft.export import FORMATS, export_run
 
 
 def run(args) -> int:
+    from localsft.runs.names import resolve_run
+
+    args.run_dir = resolve_run(args.run_dir)
     results = export_run(args.run_dir, args.format, out=args.out, quantize=args.quantize, dtype=args.dtype,
                          force=args.force, on_progress=lambda msg: print(f"[{msg}]", file=sys.stderr))
     for result in results:
@@ -22,7 +25,7 @@ def run(args) -> int:
 
 
 def register(parser) -> None:
-    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="the run: its name (see `localsft runs`) or folder")
     parser.add_argument("--format", default="all", metavar="F",
                         help=f"{', '.join(FORMATS)}, several joined by commas, or all (default; one subfolder each)")
     parser.add_argument("--out", default=None, help="output folder (default: RUN_DIR/exports/<format>)")

@@ -37,9 +37,12 @@ def _duration(seconds: float) -> str:
 class _Progress:
     """Prints events: a one-line bar on a terminal, a line every few steps otherwise."""
 
+    LOG_EVERY_S = 30.0  # a log file or pipe gets a line at least this often (and every few steps)
+
     def __init__(self, stream=None) -> None:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
+        self.last_line = time.monotonic()
 
     def __call__(self, event) -> None:
         kind = event.type
@@ -65,8 +68,16 @@ class _Progress:
         if self.tty:
             self.stream.write("\r" + text + "\x1b[K")
             self.stream.flush()
-        elif event.step % 10 == 0 or event.step == event.steps:
-            print(text, file=self.stream)
+        elif self._log_due(event):
+            print(f"step {event.step}/{event.steps}: loss {event.loss:.4f}, {event.tokens_per_s:.0f} tok/s, "
+                  f"{_duration(event.eta_s)} left", file=self.stream, flush=True)
+            self.last_line = time.monotonic()
+
+    def _log_due(self, event) -> bool:
+        """A log line every few steps (about 10 per run, at least every 10 steps), every 30 s, and at the end."""
+        every = max(1, min(10, event.steps // 10))
+        return (event.step % every == 0 or event.step in (1, event.steps)
+                or time.monotonic() - self.last_line >= self.LOG_EVERY_S)
 
     def _line(self, text: str) -> None:
         print(("\r\x1b[K" if self.tty else "") + text, file=self.stream)
@@ -104,6 +115,9 @@ def run(args) -> int:
     if args.from_run or _is_preference_run(args.resume):
         return _run_preferences(args)
     if args.resume:
+        from localsft.runs.names import resolve_run
+
+        args.resume = str(resolve_run(args.resume))
         config, out = None, args.resume
     else:
         config, out = build_config(args), args.out
@@ -210,7 +224,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="run folder to create (default: a new folder under the runs store)")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a setting (repeatable)")
     parser.add_argument("--dry-run", action="store_true", help="show the plan (time, memory) without training")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped or interrupted run exactly")
+    parser.add_argument("--resume", metavar="RUN", help="continue a stopped or interrupted run exactly (its name or folder)")
     parser.add_argument("--hosts", metavar="HOSTFILE",
                         help="train data-parallel on the machines of an mlx.launch host file (ring backend); "
                              "rank 0 (the first host) writes the run folder")

@@ -68,20 +68,23 @@ def _json_schema_check(schema: dict) -> Callable[[str], bool]:
 def format_checker(spec: dict | None) -> Callable[[str], bool] | None:
     """A function telling whether an answer has the recipe's format, or None without a check.
 
-    spec: {"regex": PATTERN} (the whole trimmed answer must match) and/or
-    {"json_schema": SCHEMA} (the trimmed answer must be JSON valid against the schema);
-    with both, an answer must pass both.
+    spec: {"regex": PATTERN} (the whole trimmed answer must match),
+    {"json_schema": SCHEMA} (the trimmed answer must be JSON valid against the schema), and/or
+    house-style rules (localsft.evaluation.house_style); an answer must pass all of them.
     """
+    from localsft.evaluation.house_style import rule_checks
+
     if not spec:
         return None
-    checks = []
+    checks = list(rule_checks(spec).values())  # house-style rules: starts_with, max_length, ...
     if "regex" in spec:
         checks.append(_regex_check(spec["regex"]))
     if "json_schema" in spec:
         checks.append(_json_schema_check(spec["json_schema"]))
     if not checks:
-        raise UserError("format_check needs a 'regex' or a 'json_schema' key.")
-    return lambda text: all(check(text) for check in checks)
+        raise UserError("format_check needs a house-style rule (starts_with, line_starts_with, ends_with, "
+                        "max_length), a 'regex' or a 'json_schema' key.")
+    return lambda text: all(check(text.strip()) for check in checks)
 
 
 def _words(text: str) -> str:

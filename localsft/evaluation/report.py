@@ -37,7 +37,7 @@ def _prompt_text(messages: list[dict]) -> str:
 def render_markdown(report: EvalReport) -> str:
     """The whole report: summary table, retention, then every example side by side."""
     base, tuned = report.base, report.tuned
-    lines = [f"# Evaluation of run {report.run}", "",
+    lines = [f"# Evaluation of run {report.run}", "", *_verdict_lines(report),
              f"{report.examples} held-out examples from `{report.data}`; greedy decoding.", "",
              "| Metric | Base | Tuned | |", "|---|---|---|---|"]
     for label, name, fmt, higher in _ROWS:
@@ -53,6 +53,15 @@ def render_markdown(report: EvalReport) -> str:
     lines += _examples(report)
     lines += _probe_misses(report)
     return "\n".join(lines) + "\n"
+
+
+def _verdict_lines(report: EvalReport) -> list[str]:
+    """The verdict in plain words (as `localsft eval` prints it and the studio shows it)."""
+    from localsft.evaluation.verdict import verdict
+
+    v = verdict(report.to_dict())
+    return [f"**{v.headline}**", "", *[f"- {f.label}: {f.text}" for f in v.findings], "",
+            *[f"_{note.capitalize()}._" for note in v.notes], ""]
 
 
 def _examples(report: EvalReport) -> list[str]:

@@ -16,6 +16,7 @@ import yaml
 from localsft.export.check import CheckResult
 from localsft.export.merge import Tuned, base_license, base_reference
 from localsft.runs.folder import RunFolder
+from localsft.runs.names import display_name
 
 _LIBRARY = {"mlx": "mlx", "adapter": "mlx", "peft": "peft", "hf": "transformers", "gguf": "gguf"}
 _MAX_TEXT = 80  # longer config strings (prompts, paths) are left out of the card
@@ -82,22 +83,41 @@ def eval_table(results) -> str:
 
 
 def usage(fmt: str, out: Path, tuned: Tuned, gguf_name: str = "model.gguf") -> str:
-    """How to load this export in the tools people use."""
+    """How to load this export in the tools people use, run from inside the export folder
+    (paths relative to it, so the card is right wherever the folder is copied)."""
     base = base_reference(tuned)
+    base = base if _is_repo_id(base) else f"path/to/{Path(base).name}"  # a local folder: never our path
     lines = {
-        "mlx": ["```bash", f"mlx_lm.generate --model {out} --prompt \"Hello\"", "```"],
-        "adapter": ["```bash", f"mlx_lm.generate --model {base} --adapter-path {out} --prompt \"Hello\"", "```"],
+        "mlx": ["```bash", "mlx_lm.generate --model . --prompt \"Hello\"", "```"],
+        "adapter": ["```bash", f"mlx_lm.generate --model {base} --adapter-path . --prompt \"Hello\"", "```"],
         "hf": ["```python", "from transformers import AutoModelForCausalLM, AutoTokenizer",
-               f"model = AutoModelForCausalLM.from_pretrained(\"{out}\")",
-               f"tokenizer = AutoTokenizer.from_pretrained(\"{out}\")", "```"],
+               "model = AutoModelForCausalLM.from_pretrained(\".\")",
+               "tokenizer = AutoTokenizer.from_pretrained(\".\")", "```"],
         "peft": ["```python", "from peft import PeftModel", "from transformers import AutoModelForCausalLM",
                  f"base = AutoModelForCausalLM.from_pretrained(\"{base}\")",
-                 f"model = PeftModel.from_pretrained(base, \"{out}\")", "```"],
-        "gguf": ["```bash", f"cd {out} && ollama create my-model -f Modelfile && ollama run my-model",
-                 f"lms import {out / gguf_name}   # LM Studio (or drag the file into its My Models tab)",
-                 f"llama-cli -m {out / gguf_name} -cnv", "```"],
+                 "model = PeftModel.from_pretrained(base, \".\")", "```"],
+        "gguf": ["```bash", "ollama create my-model -f Modelfile && ollama run my-model",
+                 f"lms import {gguf_name}   # LM Studio (or drag the file into its My Models tab)",
+                 f"llama-cli -m {gguf_name} -cnv", "```"],
     }
-    return "\n".join(lines[fmt])
+    return "Run these inside this folder.\n\n" + "\n".join(lines[fmt])
+
+
+# The adapter's own settings, named as the run's config names them (one row per setting).
+_ADAPTER_KEYS = {"rank": "lora_rank", "dropout": "lora_dropout", "keys": "lora_keys", "scale": "lora_scale"}
+
+
+def settings_rows(run: RunFolder, tuned: Tuned) -> list[tuple[str, object]]:
+    """The training settings, each key once: the run's config (no local paths in a public card),
+    completed by what only the adapter records."""
+    rows = dict((k, v) for k, v in _flatten(run.config_dict()) if not _is_path(v))
+    rows.setdefault("method", tuned.fine_tune_type)
+    rows.setdefault("lora_layers", tuned.adapter_config.get("num_layers"))
+    for key, value in _flatten(tuned.adapter_config.get("lora_parameters", {})):
+        name = _ADAPTER_KEYS.get(key, f"lora_{key}")
+        if not (name == "lora_scale" and "lora_alpha" in rows):  # the scale is alpha / rank
+            rows.setdefault(name, value)
+    return [(k, v) for k, v in rows.items() if v is not None]
 
 
 def model_card(run: RunFolder, tuned: Tuned, fmt: str, out: Path, check: CheckResult,
@@ -109,13 +129,10 @@ def model_card(run: RunFolder, tuned: Tuned, fmt: str, out: Path, check: CheckRe
     front.update({"library_name": _LIBRARY[fmt], "tags": ["localsft", tuned.fine_tune_type, fmt]})
     if license_:
         front["license"] = license_
-    lora = tuned.adapter_config.get("lora_parameters", {})
-    method = [("fine-tune type", tuned.fine_tune_type), ("layers adapted", tuned.adapter_config.get("num_layers"))]
-    method += [(f"lora {k}", v) for k, v in _flatten(lora)]
-    method += [(k, v) for k, v in _flatten(run.config_dict()) if not _is_path(v)]  # no local paths in a public card
+    method = settings_rows(run, tuned)
     shown = base if _is_repo_id(base) else Path(base).name  # a local folder: its name only
     named = f"[{base}](https://huggingface.co/{base})" if _is_repo_id(base) else f"`{shown}` (a local model)"
-    parts = [f"---\n{yaml.safe_dump(front, sort_keys=False)}---", f"# {run.name}",
+    parts = [f"---\n{yaml.safe_dump(front, sort_keys=False)}---", f"# {display_name(run.path)}",
              f"A fine-tune of {named} made with localsft "
              f"({tuned.fine_tune_type}). Format: `{fmt}`.",
              "## Method and hyperparameters", _table(("setting", "value"), method)]

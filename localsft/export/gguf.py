@@ -84,7 +84,7 @@ def _add_hparams(writer, tuned: Tuned, kind: str) -> None:
 
     c = tuned.base_config
     heads = c["num_attention_heads"]
-    writer.add_name(tuned.base_path.name)
+    writer.add_name(tuned.name or f"{tuned.base_path.name} (tuned)")  # the tuned model, not its base
     if base_license(tuned):
         writer.add_license(base_license(tuned))
     writer.add_context_length(c.get("max_position_embeddings", 4096))

@@ -39,6 +39,7 @@ class Tuned:
     base: nn.Module  # the base alone (weights shared with `model`), for checks of adapter exports
     base_quantized: int | None = None  # bits of the stored base, when it was quantized
     fused: bool = False
+    name: str = ""  # what the tuned model is called (the run's name), e.g. GGUF general.name
 
     @property
     def fine_tune_type(self) -> str:

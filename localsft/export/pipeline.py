@@ -20,6 +20,7 @@ from localsft.export.card import model_card, usage
 from localsft.export.check import CheckResult, compare, make_probes, probe_logits
 from localsft.export.merge import Tuned, fuse, load_tuned
 from localsft.runs.folder import RunFolder
+from localsft.runs.names import display_name
 
 FORMATS = ("adapter", "peft", "mlx", "hf", "gguf")  # adapter formats first: they need the unfused model
 FUSED_FORMATS = ("mlx", "hf", "gguf")
@@ -121,6 +122,7 @@ def export_run(run_dir: str | Path, fmt: str = "all", out: str | Path | None = N
     formats = _formats(fmt, quantize)
     say(f"loading the base model and the adapter of run {run.name}")
     tuned = load_tuned(run, dtype)
+    tuned.name = display_name(run.path)
     ref = _Reference(run, tuned)
     results, refused = [], []
     for name in formats:

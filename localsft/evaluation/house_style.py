@@ -1,0 +1,90 @@
+"""Your house style: the required shape of an answer, described without regular expressions.
+
+A house style is part of the run's `format_check` (the same mapping the recipes use), so the
+evaluation, the verdict and anything else that scores answers use it unchanged:
+
+    format_check:
+      starts_with: "Subject:"          # the answer's first characters
+      line_starts_with: "Price:"       # some line of the answer starts with this
+      ends_with: "!"                   # the answer's last characters
+      max_length: 120                  # at most this many characters
+      regex: "..."                     # for experts (the whole answer must match)
+
+Surrounding whitespace of an answer is ignored; letter case is not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from localsft.errors import UserError
+
+RULES = ("starts_with", "line_starts_with", "ends_with", "max_length")
+# key -> how the studio and the CLI describe a broken rule
+BROKEN = {"starts_with": "does not start with {!r}", "line_starts_with": "has no line starting with {!r}",
+          "ends_with": "does not end with {!r}", "max_length": "is longer than {} characters",
+          "regex": "does not match the pattern", "json_schema": "is not JSON of the required shape"}
+
+
+def _rule(key: str, value) -> Callable[[str], bool]:
+    if key == "max_length":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"House style: the maximum length must be a whole number of characters, not {value!r}.")
+        return lambda text: len(text) <= value
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"House style: {key.replace('_', ' ')} needs some text.")
+    value = value.strip()
+    if key == "starts_with":
+        return lambda text: text.startswith(value)
+    if key == "ends_with":
+        return lambda text: text.endswith(value)
+    return lambda text: any(line.strip().startswith(value) for line in text.splitlines())
+
+
+def rule_checks(spec: dict) -> dict[str, Callable[[str], bool]]:
+    """One check per house-style rule present in `spec` (each takes the trimmed answer)."""
+    return {key: _rule(key, spec[key]) for key in RULES if spec.get(key) not in (None, "")}
+
+
+def clean_spec(starts_with: str = "", line_starts_with: str = "", ends_with: str = "",
+               max_length: int | float | None = None, regex: str = "") -> dict | None:
+    """The format_check mapping for what the user filled in (None when nothing is set)."""
+    spec = {"starts_with": (starts_with or "").strip(), "line_starts_with": (line_starts_with or "").strip(),
+            "ends_with": (ends_with or "").strip(), "regex": (regex or "").strip(),
+            "max_length": int(max_length) if max_length and max_length > 0 else None}  # 0: no limit
+    spec = {k: v for k, v in spec.items() if v not in (None, "")}
+    return spec or None
+
+
+@dataclass
+class StylePreview:
+    """How many of the user's own answers pass the house style, and the first few that do not."""
+
+    passed: int
+    total: int
+    failures: list[tuple[int, str]]  # (example number, why), at most a few
+
+    def describe(self) -> str:
+        if not self.total:
+            return "No answers to check."
+        return f"{self.passed} of {self.total} of your answers follow this house style."
+
+
+def preview(spec: dict | None, answers: list[str], rows: list[int] | None = None, limit: int = 5) -> StylePreview:
+    """Check the house style on the user's own answers; rows: the spreadsheet row of each answer."""
+    from localsft.evaluation.metrics import format_checker
+
+    format_checker(spec)  # a bad rule or regex is a UserError before anything is counted
+    rules = dict(rule_checks(spec or {}))
+    if spec and ("regex" in spec or "json_schema" in spec):
+        rules.update({k: format_checker({k: spec[k]}) for k in ("regex", "json_schema") if k in spec})
+    passed, failures = 0, []
+    for i, answer in enumerate(answers):
+        broken = [key for key, check in rules.items() if not check(answer.strip())]
+        if not broken:
+            passed += 1
+        elif len(failures) < limit:
+            value = (spec or {}).get(broken[0])
+            failures.append(((rows[i] if rows else i + 1), "answer " + BROKEN[broken[0]].format(value)))
+    return StylePreview(passed, len(answers), failures)
