@@ -14,7 +14,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
 import gradio as gr  # noqa: E402
 
 from localsft import paths  # noqa: E402
-from localsft_ui import compare_tab, data_tab, export_tab, runs_tab, train_tab  # noqa: E402
+from localsft_ui import compare_tab, data_tab, export_tab, runs_tab, train_tab, use_tab  # noqa: E402
 
 TITLE = "localsft studio"
 
@@ -31,6 +31,7 @@ def build() -> gr.Blocks:
             compare = compare_tab.build()
             export = export_tab.build()
             runs = runs_tab.build()
+            use = use_tab.build()
 
         # Re-attach: a new page (reload, second tab) shows the running job straight away.
         demo.load(train.attach, [train.run_dir, data_file], train.outputs)
@@ -38,6 +39,9 @@ def build() -> gr.Blocks:
         tabs.change(runs.refresh, runs.run, [runs.table, runs.run])
         tabs.change(compare.refresh, compare.run, compare.run)
         tabs.change(export.refresh, export.run, export.run)
+        tabs.change(use.refresh, [use.file, use.target], [use.file, use.target])
+        demo.load(use.refresh, [use.file, use.target], [use.file, use.target])
+        demo.load(use.poll, None, [use.status, use.download])
         runs.open_compare.click(compare.open, runs.run, [compare.run, tabs])
         runs.open_export.click(export.open, runs.run, [export.run, tabs])
         data.to_train.click(lambda: gr.Tabs(selected="train"), None, tabs)
@@ -57,9 +61,11 @@ def launch(**settings) -> gr.Blocks:
 
 
 def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: tuple[str, str] | None = None,
-          share: bool = False, allowed_hosts: tuple[str, ...] = (), max_upload_mb: float = 50) -> gr.Blocks:
+          share: bool = False, allowed_hosts: tuple[str, ...] = (), max_upload_mb: float = 50,
+          api_key: str | None = None) -> gr.Blocks:
     """Serve `demo` behind the studio's gate (ui/security.py): only its own routes, Host names and
-    downloads; uploads up to `max_upload_mb`; uploads older than a week that localsft wrote are removed."""
+    downloads; uploads up to `max_upload_mb`; uploads older than a week that localsft wrote are removed.
+    The OpenAI API is mounted under /v1 (loopback only without `api_key` or LOCALSFT_API_KEY)."""
     from localsft_ui import served_files
     from localsft_ui.security import GuardedApp, HostRule
 
@@ -74,4 +80,9 @@ def serve(demo: gr.Blocks, host: str = "127.0.0.1", port: int = 7860, auth: tupl
                 max_file_size=f"{max_upload_mb}mb", _app=app)
     if demo.share_url:  # the tunnel forwards its own host name
         app.hosts.extra.add(urlsplit(demo.share_url).hostname)
+    api_key = api_key or os.environ.get("LOCALSFT_API_KEY")
+    if api_key or not share:  # a share tunnel arrives from loopback: the API then needs a key
+        from localsft.serve import mount_api
+
+        mount_api(demo.app, api_key)
     return demo

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 import gradio as gr
@@ -51,6 +52,21 @@ def confirm_delete(name: str):
     return table, choices, gr.update(visible=False), f"Deleted {path}."
 
 
+def api_snippet(name: str | None, request: gr.Request) -> str:
+    """How to call the run from code, at this studio's own address (its OpenAI API under /v1)."""
+    from localsft.serve.snippet import snippets
+
+    if not name:
+        return ""
+    host = request.headers.get("host", "") if request else ""
+    if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]{1,100}", host):  # the Host header is the client's word
+        host = "127.0.0.1:7860"
+    code = snippets(name, f"http://{host}/v1", api_key_needed=not host.split(":")[0] in ("127.0.0.1", "localhost"))
+    return (f"**Use {name} from your code** (this studio serves the OpenAI API; "
+            "`localsft serve` does the same on its own):\n\n"
+            f"```python\n{code['python']}```\n\n```bash\n{code['curl']}```")
+
+
 def build() -> SimpleNamespace:
     with gr.Tab("Runs", id="runs"):
         gr.Markdown("Every training run on this machine. Open one to compare it with its base model or to export it.")
@@ -70,9 +86,11 @@ def build() -> SimpleNamespace:
             confirm = gr.Button("Yes, delete it", variant="stop")
             cancel = gr.Button("Cancel")
         message = gr.Markdown()
+        api = gr.Markdown(elem_id="runs-api")
 
     refresh_btn.click(refresh, run, [table, run])
     rename_btn.click(rename, [run, new_name], [table, run, message])
+    run.change(api_snippet, run, api)
     delete.click(ask_delete, run, [confirm_row, message])
     confirm.click(confirm_delete, run, [table, run, confirm_row, message])
     cancel.click(lambda: (gr.update(visible=False), ""), None, [confirm_row, message])

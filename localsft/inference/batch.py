@@ -1,4 +1,4 @@
-"""Decode several chat prompts as one batch, each row with or without the adapter.
+"""Decode several chat prompts as one batch, each row with its own adapter (or none).
 
 Prompts of different lengths are left-padded into one batch with mlx-lm's batch KV
 caches (padding is masked out of attention, positions start at 0 for every row), so
@@ -20,14 +20,15 @@ from localsft.inference.generate import SamplingSettings
 PREFILL_STEP = 512  # prompt tokens per forward pass while filling the cache
 
 
-def _batch_cache(model: nn.Module, left_padding: list[int]) -> list:
+def _batch_cache(model: nn.Module, left_padding: list[int], batched: bool = False) -> list:
     """Empty per-layer batch caches (of the model's own cache kinds) for left-padded rows.
 
-    A single row gets the model's plain cache: no padding, no mask, as mlx-lm decodes it.
+    A single row gets the model's plain cache (no padding, no mask, as mlx-lm decodes it)
+    unless `batched` asks for a batch cache that other rows can join later.
     """
     from mlx_lm.models.cache import make_prompt_cache
 
-    if len(left_padding) == 1:
+    if len(left_padding) == 1 and not batched:
         return make_prompt_cache(model)
     per_row = [make_prompt_cache(model) for _ in left_padding]
     cache = [layer[0].merge([row[i] for row in per_row]) for i, layer in enumerate(zip(*per_row))]
@@ -50,6 +51,18 @@ def _fill_cache(model: nn.Module, tokens: mx.array, cache: list) -> None:
         mx.eval([c.state for c in cache])
 
 
+def prefill(model: nn.Module, prompts: list[list[int]], batched: bool = False) -> tuple[list, mx.array]:
+    """Fill a cache with left-padded `prompts`; returns it and the logits after each prompt.
+
+    Every prompt must be non-empty; `batched` always makes a batch cache (see _batch_cache).
+    """
+    width = max(len(p) for p in prompts)
+    cache = _batch_cache(model, [width - len(p) for p in prompts], batched)
+    tokens = mx.array([[0] * (width - len(p)) + list(p) for p in prompts])
+    _fill_cache(model, tokens[:, :-1], cache)
+    return cache, model(tokens[:, -1:], cache=cache)[:, -1, :]
+
+
 def _sampler(settings: SamplingSettings):
     from mlx_lm.sample_utils import make_sampler
 
@@ -61,14 +74,22 @@ def _sampler(settings: SamplingSettings):
     return next_tokens
 
 
+def row_slots(rows: int, adapter_on: list[bool] | None, adapter_slots: list[int] | None) -> list[int]:
+    """The adapter slot of every row: given, or 1/0 from the on/off list, or 1 for all."""
+    if adapter_slots is not None:
+        return list(adapter_slots)
+    return [1 if on else 0 for on in adapter_on] if adapter_on is not None else [1] * rows
+
+
 def decode_tokens(model: nn.Module, prompts: list[list[int]], eos_ids: set[int],
                   settings: SamplingSettings | None = None, switch: RowSwitch | None = None,
-                  adapter_on: list[bool] | None = None) -> Iterator[list[tuple[int, int]]]:
+                  adapter_on: list[bool] | None = None,
+                  adapter_slots: list[int] | None = None) -> Iterator[list[tuple[int, int]]]:
     """Yield, step by step, `(row, token)` for every row still decoding.
 
-    prompts: token ids per row. adapter_on: per row, whether the adapter is used
-    (needs `switch`, the RowSwitch of the model's adapter layers). End-of-turn tokens
-    (`eos_ids`) end a row and are not yielded.
+    prompts: token ids per row. adapter_slots: per row, the adapter slot it uses (0 = base;
+    needs `switch`, the RowSwitch of the model's AdapterBank); adapter_on is the one-adapter
+    shorthand (True = slot 1). End-of-turn tokens (`eos_ids`) end a row and are not yielded.
     """
     settings = settings or SamplingSettings()
     if not prompts or any(not p for p in prompts) or settings.max_tokens < 1:
@@ -77,14 +98,11 @@ def decode_tokens(model: nn.Module, prompts: list[list[int]], eos_ids: set[int],
         mx.random.seed(settings.seed)
     sample = _sampler(settings)
     rows = list(range(len(prompts)))  # batch position -> row
-    adapter_on = list(adapter_on) if adapter_on is not None else [True] * len(prompts)
+    slots = row_slots(len(prompts), adapter_on, adapter_slots)
     if switch is not None:
-        switch.set_rows(adapter_on)
-    width = max(len(p) for p in prompts)
-    cache = _batch_cache(model, [width - len(p) for p in prompts])
-    tokens = mx.array([[0] * (width - len(p)) + list(p) for p in prompts])
-    _fill_cache(model, tokens[:, :-1], cache)
-    y = sample(model(tokens[:, -1:], cache=cache)[:, -1, :])
+        switch.set_adapters(slots)
+    cache, logits = prefill(model, prompts)
+    y = sample(logits)
     mx.async_eval(y)
     counts = [0] * len(prompts)
     while rows:
@@ -110,14 +128,15 @@ def decode_tokens(model: nn.Module, prompts: list[list[int]], eos_ids: set[int],
                 layer.filter(index)
             next_y = next_y[index]
             if switch is not None:
-                adapter_on = [adapter_on[i] for i in keep]
-                switch.set_rows(adapter_on)
+                slots = [slots[i] for i in keep]
+                switch.set_adapters(slots)
         y = next_y
 
 
 def decode_text(model: nn.Module, tokenizer, prompts: list[list[int]],
                 settings: SamplingSettings | None = None, switch: RowSwitch | None = None,
-                adapter_on: list[bool] | None = None) -> Iterator[tuple[int, str]]:
+                adapter_on: list[bool] | None = None,
+                adapter_slots: list[int] | None = None) -> Iterator[tuple[int, str]]:
     """Like `decode_tokens`, but yield `(row, text_piece)` as each row's text grows."""
     detokenizers = [tokenizer.detokenizer for _ in prompts]
     eos_ids = set(tokenizer.eos_token_ids)
@@ -129,7 +148,7 @@ def decode_text(model: nn.Module, tokenizer, prompts: list[list[int]],
             yield row, piece
 
     active = set(range(len(prompts)))
-    for step in decode_tokens(model, prompts, eos_ids, settings, switch, adapter_on):
+    for step in decode_tokens(model, prompts, eos_ids, settings, switch, adapter_on, adapter_slots):
         for row, token in step:
             detokenizers[row].add_token(token)
             piece = detokenizers[row].last_segment
@@ -145,18 +164,19 @@ def decode_text(model: nn.Module, tokenizer, prompts: list[list[int]],
 
 def answer_all(model: nn.Module, tokenizer, prompts: list[list[int]],
                settings: SamplingSettings | None = None, switch: RowSwitch | None = None,
-               adapter_on: list[bool] | None = None, batch_size: int = 16) -> list[str]:
+               adapter_on: list[bool] | None = None, batch_size: int = 16,
+               adapter_slots: list[int] | None = None) -> list[str]:
     """Complete answers for many prompts, decoded `batch_size` rows at a time.
 
     Prompts are grouped by length so that rows in a batch need little padding.
     """
-    adapter_on = list(adapter_on) if adapter_on is not None else [True] * len(prompts)
+    slots = row_slots(len(prompts), adapter_on, adapter_slots)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     answers = [""] * len(prompts)
     for start in range(0, len(order), batch_size):
         chunk = order[start:start + batch_size]
         pieces = decode_text(model, tokenizer, [prompts[i] for i in chunk], settings, switch,
-                             [adapter_on[i] for i in chunk])
+                             adapter_slots=[slots[i] for i in chunk])
         for row, piece in pieces:
             answers[chunk[row]] += piece
     return answers

@@ -1,0 +1,270 @@
+"""The decode loop behind the server: one thread, one copy of each base, many requests per batch.
+
+Requests join the running batch between steps (continuous batching): a newcomer's prompt
+is filled into a batch cache of its own, then that cache is appended to the running one
+(mlx-lm's BatchKVCache.extend). Every row has its own adapter slot (AdapterBank), its own
+sampling settings and its own stop strings; a finished or abandoned row leaves the batch.
+Rows on another base wait until the running batch drains (first come, first served), so
+one base's weights are in use at a time and each base is loaded once.
+
+All MLX work happens on the engine's thread; requests talk to it through `Job.emit`.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlx.core as mx
+
+from localsft.errors import UserError
+from localsft.inference.generate import SamplingSettings
+from localsft.inference.targets import Target
+
+log = logging.getLogger("localsft.serve")
+DEFAULT_MAX_TOKENS = 512
+
+
+@dataclass
+class Job:
+    """One request: what to answer (chat messages or a plain prompt) and where events go.
+
+    emit(event) receives, in order: {"type": "start", "prompt_tokens": n}, then
+    {"type": "text", "text": piece}..., then {"type": "end", "finish_reason", "completion_tokens"};
+    or a single {"type": "error", "status", "code", "message"}.
+    """
+
+    target: Target
+    emit: Callable[[dict], None]
+    messages: list[dict] | None = None
+    prompt: str | None = None
+    settings: SamplingSettings = field(default_factory=SamplingSettings)
+    max_tokens_given: bool = False
+    stop: list[str] = field(default_factory=list)
+    cancelled: bool = False  # set by the request when its client goes away
+
+
+class Row:
+    """A job while it decodes: its adapter slot, text so far, and how much has been sent."""
+
+    def __init__(self, job: Job, slot: int, tokenizer, prompt_tokens: int) -> None:
+        self.job, self.slot, self.prompt_tokens = job, slot, prompt_tokens
+        self.detokenizer = tokenizer.detokenizer
+        self.detokenizer.reset()
+        self.eos = set(tokenizer.eos_token_ids)
+        self.text, self.sent, self.count = "", 0, 0
+        seed = job.settings.seed
+        self.key = mx.random.key(seed) if seed is not None else None
+        self.hold = max((len(s) for s in job.stop), default=1) - 1  # a stop string may be cut
+
+    def accept(self, token: int) -> bool:
+        """Take the next token; False when the row is done (answer complete or abandoned)."""
+        if self.job.cancelled:
+            return False
+        done = None
+        if token in self.eos:
+            done = "stop"
+        else:
+            self.count += 1
+            self.detokenizer.add_token(token)
+            done = "length" if self.count >= self.job.settings.max_tokens else None
+        if done:
+            self.detokenizer.finalize()
+        self.text += self.detokenizer.last_segment
+        starts = (self.text.find(s, max(self.sent - self.hold, 0)) for s in self.job.stop)
+        cut = min((i for i in starts if i >= 0), default=-1)
+        if cut >= 0:
+            self.text, done = self.text[:cut], "stop"
+        if done:
+            self._send(len(self.text))
+            self.job.emit({"type": "end", "finish_reason": done, "completion_tokens": self.count})
+            return False
+        self._send(len(self.text) - self.hold)
+        return True
+
+    def _send(self, upto: int) -> None:
+        if upto > self.sent:
+            self.job.emit({"type": "text", "text": self.text[self.sent:upto]})
+            self.sent = upto
+
+
+def sample(logits: mx.array, rows: list[Row]) -> mx.array:
+    """The next token of every row with its own temperature, top-p and seed (mlx-lm's top-p)."""
+    from mlx_lm.sample_utils import apply_top_p
+
+    logprobs = logits - mx.logsumexp(logits, axis=-1, keepdims=True)
+    greedy = mx.argmax(logprobs, axis=-1)
+    if all(r.job.settings.temperature == 0 for r in rows):
+        return greedy
+    tokens = []
+    for i, row in enumerate(rows):
+        settings = row.job.settings
+        if settings.temperature == 0:
+            tokens.append(greedy[i:i + 1])
+            continue
+        scores = logprobs[i:i + 1]
+        if settings.top_p < 1.0:
+            scores = apply_top_p(scores, settings.top_p)
+        key = None
+        if row.key is not None:
+            row.key, key = mx.random.split(row.key)
+        tokens.append(mx.random.categorical(scores * (1.0 / settings.temperature), key=key))
+    return mx.concatenate(tokens)
+
+
+class Engine:
+    """Owns the models (one AdapterBank per base) and the running batch; runs on its own thread."""
+
+    def __init__(self, max_batch: int = 32) -> None:
+        self.max_batch = max_batch
+        self.inbox: queue.Queue = queue.Queue()
+        self.pending: deque[Job] = deque()
+        self.banks: dict[Path, object] = {}
+        self.base: Path | None = None  # the base of the running batch
+        self.rows: list[Row] = []
+        self.cache = None
+        self.y = None  # the next token of every row, sampled but not yet taken
+        self.stats = {"largest_batch": 0, "mixed_steps": 0}  # steps whose rows use different adapters
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="localsft-serve")
+
+    def start(self) -> "Engine":
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        self.inbox.put(None)
+        self._thread.join(timeout=10)
+
+    def submit(self, job: Job) -> None:
+        self.inbox.put(job)
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                self._collect(block=not self.rows and not self.pending)
+                try:
+                    self._admit()
+                    if self.rows:
+                        self._step()
+                except Exception as err:  # never leave requests hanging, keep serving
+                    log.exception("decode step failed")
+                    self._fail_all(err)
+        finally:
+            mx.clear_streams()  # PLATFORM.md: avoids an abort at interpreter exit
+
+    def _collect(self, block: bool) -> None:
+        try:
+            job = self.inbox.get(timeout=0.5) if block else self.inbox.get_nowait()
+            while job is not None:
+                self.pending.append(job)
+                job = self.inbox.get_nowait()
+        except queue.Empty:
+            pass
+
+    def _bank(self, base: Path):
+        if base not in self.banks:
+            from localsft.inference.switch import AdapterBank
+            from localsft.models.loading import load_model
+
+            self.banks[base] = AdapterBank(load_model(str(base)))
+        return self.banks[base]
+
+    def _admit(self) -> None:
+        """Move waiting jobs of the running base (first come, first served) into the batch."""
+        new = []
+        while self.pending and len(self.rows) + len(new) < self.max_batch:
+            job = self.pending[0]
+            if job.cancelled:
+                self.pending.popleft()
+                continue
+            if (self.rows or new) and job.target.base != self.base:
+                break
+            self.pending.popleft()
+            self.base = job.target.base
+            try:
+                new.append(self._row(job))
+            except UserError as err:
+                job.emit({"type": "error", "status": 400, "code": getattr(err, "code", None), "message": str(err)})
+            except Exception as err:
+                log.exception("could not start a request")
+                job.emit({"type": "error", "status": 500, "code": None,
+                          "message": f"The server could not load {job.target.id} ({type(err).__name__})."})
+        if new:
+            self._join(new)
+
+    def _row(self, job: Job) -> tuple[Row, list[int]]:
+        from localsft.inference.generate import chat_prompt
+
+        bank = self._bank(job.target.base)
+        tokenizer = bank.loaded.tokenizer
+        slot = bank.add(job.target.adapter) if job.target.adapter else 0
+        if job.messages is not None:
+            prompt = chat_prompt(tokenizer, job.messages)
+        else:
+            prompt = list(tokenizer.encode(job.prompt))
+        context = job.target.context_length
+        if not prompt:
+            raise UserError("The prompt is empty.")
+        room = context - len(prompt)
+        if not job.max_tokens_given:
+            job.settings.max_tokens = min(DEFAULT_MAX_TOKENS, room)
+        if room < 1 or job.settings.max_tokens > room:
+            err = UserError(f"This model's context is {context} tokens; the prompt has {len(prompt)} tokens"
+                            + (f" and max_tokens asks for {job.settings.max_tokens} more." if job.max_tokens_given
+                               else ", which leaves no room for an answer."))
+            err.code = "context_length_exceeded"
+            raise err
+        job.emit({"type": "start", "prompt_tokens": len(prompt)})
+        return Row(job, slot, tokenizer, len(prompt)), prompt
+
+    def _join(self, new: list[tuple[Row, list[int]]]) -> None:
+        """Fill the newcomers' prompts as one batch and append them to the running batch."""
+        from localsft.inference.batch import prefill
+
+        bank = self._bank(self.base)
+        rows = [row for row, _ in new]
+        bank.switch.set_adapters([row.slot for row in rows])
+        cache, logits = prefill(bank.loaded.model, [prompt for _, prompt in new], batched=True)
+        first = sample(logits, rows)
+        mx.eval(first, [c.state for c in cache])
+        if self.cache is None:
+            self.cache, self.y = cache, first
+        else:
+            for mine, theirs in zip(self.cache, cache):
+                mine.extend(theirs)
+            self.y = mx.concatenate([self.y, first])
+        self.rows += rows
+
+    def _step(self) -> None:
+        """Take every row's token, drop finished rows, and compute the next tokens."""
+        keep = [i for i, (row, token) in enumerate(zip(self.rows, self.y.tolist())) if row.accept(token)]
+        if len(keep) < len(self.rows):
+            self.rows = [self.rows[i] for i in keep]
+            if not self.rows:
+                self.cache = self.y = None
+                return
+            index = mx.array(keep)
+            for layer in self.cache:
+                layer.filter(index)
+            self.y = self.y[index]
+        bank = self._bank(self.base)
+        slots = [row.slot for row in self.rows]
+        bank.switch.set_adapters(slots)
+        self.stats["largest_batch"] = max(self.stats["largest_batch"], len(slots))
+        self.stats["mixed_steps"] += len(set(slots)) > 1
+        logits = bank.loaded.model(self.y[:, None], cache=self.cache)[:, -1, :]
+        self.y = sample(logits, self.rows)
+        mx.eval(self.y)
+
+    def _fail_all(self, err: Exception) -> None:
+        for row in self.rows:
+            row.job.emit({"type": "error", "status": 500, "code": None,
+                          "message": f"Generation failed ({type(err).__name__}); please retry."})
+        self.rows, self.cache, self.y = [], None, None
