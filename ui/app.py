@@ -14,7 +14,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
 import gradio as gr  # noqa: E402
 
 from localsft import paths  # noqa: E402
-from localsft_ui import compare_tab, data_tab, export_tab, runs_tab, train_tab, use_tab  # noqa: E402
+from localsft_ui import compare_tab, data_tab, export_tab, feedback, runs_tab, train_tab, use_tab  # noqa: E402
 
 TITLE = "localsft studio"
 
@@ -46,6 +46,7 @@ def build() -> gr.Blocks:
         runs.open_export.click(export.open, runs.run, [export.run, tabs])
         data.to_train.click(lambda: gr.Tabs(selected="train"), None, tabs)
         train.to_compare.click(compare.open_run_dir, train.run_dir, [compare.run, tabs])
+        compare.improve.click(feedback.improve, compare.run, [train.run_dir, train.message, tabs])
     return demo
 
 

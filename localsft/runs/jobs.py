@@ -186,6 +186,31 @@ def start_training(data: str | Path | None = None, *, recipe: str | None = None,
     return job
 
 
+def start_improve(parent: str | Path, run_dir: str | Path | None = None) -> Job:
+    """Start the next version of run `parent`, trained on its votes and corrections, as a new run:
+    the child runs `localsft train --from PARENT --preferences --out NEW` (the new run records
+    its parent). The same one-training-per-machine job as `start_training`, followed the same way.
+    """
+    parent = RunFolder.open(parent)
+    run_dir = Path(run_dir).expanduser() if run_dir else new_run_dir(parent.model_name())
+    cmd = [sys.executable, "-m", "localsft", "train", "--from", str(parent.path), "--preferences",
+           "--out", str(run_dir)]
+    job_path = _job_path()
+    _claim(job_path, run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with open(run_dir / LOG_FILE, "ab") as log:
+            child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
+    except BaseException:
+        job_path.unlink(missing_ok=True)
+        raise
+    _children[child.pid] = child
+    job = Job(child.pid, run_dir, time.time(), cmd)
+    _write_job(job_path, job)
+    return job
+
+
 def stop_training(force: bool = False) -> Job | None:
     """Ask the running training to stop; returns it, or None when nothing runs.
 
