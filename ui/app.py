@@ -37,7 +37,9 @@ def build() -> gr.Blocks:
         demo.load(train.attach, [train.run_dir, data_file], train.outputs)
         demo.load(runs.refresh, runs.run, [runs.table, runs.run])
         tabs.change(runs.refresh, runs.run, [runs.table, runs.run])
-        tabs.change(compare.refresh, compare.run, compare.run)
+        tabs.change(compare.refresh, compare.run, compare.run).then(
+            feedback.refresh, compare.feedback_in, compare.feedback_out)
+        demo.load(feedback.refresh, compare.feedback_in, compare.feedback_out)
         tabs.change(export.refresh, export.run, export.run)
         tabs.change(use.refresh, [use.file, use.target], [use.file, use.target])
         demo.load(use.refresh, [use.file, use.target], [use.file, use.target])

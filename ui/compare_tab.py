@@ -274,11 +274,13 @@ def build() -> SimpleNamespace:
         fix.save.click(plain_errors(feedback.save_example), [run, session, fix.text], [fix.note, session]).then(
             feedback.improve_button, run, improved)
     eval_btn.click(evaluate, [run, session, max_tokens], [*evaluation, session], **one)
-    pair_btn.click(clear_pair, None, pair_out, queue=False).then(
+    # Queued like every event: the studio's gate (ui/security.py) answers no /run/predict.
+    pair_btn.click(clear_pair, None, pair_out).then(
         new_pair, [run, session, max_tokens, temperature], [question, answer_a, answer_b, session, pair_box,
                                                             *buttons.values()], **one)
     for choice, button in buttons.items():
         button.click(lambda name, state, choice=choice: vote(choice, name, state), [run, session],
                      [tally, session, *buttons.values()]).then(feedback.improve_button, run, improved)
     return SimpleNamespace(run=run, refresh=run_dropdown, open=open, open_run_dir=open_run_dir,
-                           improve=improve_btn, improve_note=improve_note)
+                           improve=improve_btn, feedback_in=[run, left, right],
+                           feedback_out=[left, right, improve_btn, improve_note])

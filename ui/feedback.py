@@ -52,12 +52,24 @@ def side_choices(name: str) -> list[tuple[str, str]]:
     return choices
 
 
-def pickers(name: str | None) -> tuple:
-    """The Left and Right pickers for a newly chosen run: base on the left, the run on the right."""
+def pickers(name: str | None, left: str | None = None, right: str | None = None) -> tuple:
+    """The Left and Right pickers of a run, keeping a choice still offered; by default the base
+    model on the left and the run on the right."""
     if not name:
         return gr.update(choices=[], value=None), gr.update(choices=[], value=None)
     choices = side_choices(name)
-    return gr.update(choices=choices, value=BASE), gr.update(choices=choices, value=name)
+    offered = {value for _, value in choices}
+    return (gr.update(choices=choices, value=left if left in offered else BASE),
+            gr.update(choices=choices, value=right if right in offered else name))
+
+
+def refresh(name: str | None, left: str | None, right: str | None) -> tuple:
+    """Compare shown again (page load, tab change): pickers (a new improved run appears) and the
+    Improve button (counts; a training that has ended no longer blocks it)."""
+    try:
+        return pickers(name, left, right) + improve_button(name)
+    except UserError:  # the run was deleted meanwhile
+        return pickers(None) + improve_button(None)
 
 
 def pane_labels(name: str | None, left: str | None, right: str | None) -> tuple:
