@@ -168,10 +168,17 @@ def start_training(data: str | Path | None = None, *, recipe: str | None = None,
     if resume:
         run_dir = RunFolder.open(run_dir).path
     run_dir = Path(run_dir).expanduser() if run_dir else new_run_dir(model)
+    return _launch(lambda: train_command(data, run_dir=run_dir, recipe=recipe, model=model, overrides=overrides,
+                                         resume=resume), run_dir)
+
+
+def _launch(command, run_dir: Path) -> Job:
+    """Claim the machine's one training, then run `command()` (the child's command line) in a child
+    process writing `run_dir`; the claim lapses if anything fails before the child runs."""
     job_path = _job_path()
     _claim(job_path, run_dir)
     try:
-        cmd = train_command(data, run_dir=run_dir, recipe=recipe, model=model, overrides=overrides, resume=resume)
+        cmd = command()
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / STOP_FILE).unlink(missing_ok=True)
         with open(run_dir / LOG_FILE, "ab") as log:
@@ -195,20 +202,7 @@ def start_improve(parent: str | Path, run_dir: str | Path | None = None) -> Job:
     run_dir = Path(run_dir).expanduser() if run_dir else new_run_dir(parent.model_name())
     cmd = [sys.executable, "-m", "localsft", "train", "--from", str(parent.path), "--preferences",
            "--out", str(run_dir)]
-    job_path = _job_path()
-    _claim(job_path, run_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with open(run_dir / LOG_FILE, "ab") as log:
-            child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env={**os.environ, "PYTHONUNBUFFERED": "1"}, start_new_session=True)
-    except BaseException:
-        job_path.unlink(missing_ok=True)
-        raise
-    _children[child.pid] = child
-    job = Job(child.pid, run_dir, time.time(), cmd)
-    _write_job(job_path, job)
-    return job
+    return _launch(lambda: cmd, run_dir)
 
 
 def stop_training(force: bool = False) -> Job | None:
