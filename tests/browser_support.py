@@ -80,7 +80,7 @@ def open_tab(page, name: str) -> None:
 def shot(page, name: str) -> None:
     """A full-page screenshot in artifacts/ (and in $LOCALSFT_SCREENSHOTS when set)."""
     page.screenshot(path=str(ARTIFACTS / f"studio-{name}.png"), full_page=True)
-    if SCREENSHOTS:
+    if SCREENSHOTS and name != "failure":
         folder = ROOT / SCREENSHOTS
         folder.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(folder / f"{name}.png"), full_page=True)

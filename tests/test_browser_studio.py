@@ -96,6 +96,13 @@ def test_buttons_follow_the_running_job_and_status_lines_never_go_stale(page, ti
         expect(page.locator("#train-resume")).to_be_enabled()
         expect(page.locator("#train-start")).to_be_enabled()
         expect(page.locator("#train-stop")).to_be_disabled()
+
+        # The verdict card, then "Try it in Compare".
+        page.locator("#train-check").click()
+        expect(page.locator("#train-verdict #verdict-card")).to_be_visible(timeout=300_000)
+        expect(page.locator("#train-verdict")).to_contain_text("How close to your examples")
+        page.locator("#train-to-compare").click()
+        expect(page.locator("#compare-run input")).to_have_value(re.compile(job.run_dir.name))
     finally:
         if jobs.stop_training(force=True):
             jobs.wait(job, 30)

@@ -144,7 +144,7 @@ def test_a_named_run_and_its_exports_stay_listed_with_their_sizes(run_name):
     assert export_tab.finished_exports(run_name) == ([], "No exports of this run yet.")
     files, listing, notes = export_tab.export(run_name, ["peft"], "none")
     files, listing, notes = export_tab.export(run_name, ["adapter"], "none")  # the next export...
-    assert [f.rsplit("/", 1)[1] for f in files] == ["adapter.zip", "peft.zip"]  # ...keeps the first listed
+    assert [f.rsplit("/", 1)[1] for f in files] == ["tuned-run-adapter.zip", "tuned-run-peft.zip"]  # ...keeps the first
     assert listing.count("<tr>") == 3 and "KB" in listing
     card = (paths.runs_dir() / run_name / "exports" / "peft" / "README.md").read_text()
     assert "\n# Spring taglines\n" in card and str(paths.home()) not in card
@@ -157,5 +157,39 @@ def test_a_finished_training_still_exiting_offers_no_button():
     done = jobs.Progress(folder, status="finished")
     assert not any(u["interactive"] for u in train_status.buttons(done, job))
     assert "Finishing" in train_status.data_note(None, job, closing=True)
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("data: /somewhere/brand_voice.csv\n")
+    assert "the run below trained on `brand_voice.csv`" in train_status.data_note(None, None, shown_run=folder)
     start, stop, resume = train_status.buttons(jobs.Progress(folder, status="stopped"), None)
     assert start["interactive"] and not stop["interactive"] and resume["interactive"]
+
+
+def test_check_the_result_gives_the_verdict_card(run_name):
+    from localsft_ui import train_tab
+
+    card = train_tab.check_result(str(paths.runs_dir() / run_name))
+    assert 'id="verdict-card"' in card and "How close to your examples" in card
+    assert (paths.runs_dir() / run_name / "eval.json").exists()  # kept: Compare shows it too
+    folder = paths.runs_dir() / run_name
+    (folder / "events.jsonl").write_text(json.dumps({"type": "finished", "step": 3, "time": time.time()}) + "\n")
+    shown, check, to_compare = train_status.result_area(jobs.read_progress(folder, running=False), False)
+    assert shown == card and check["visible"] and to_compare["visible"]
+
+
+def test_a_name_already_taken_is_refused_before_anything_starts(run_name):
+    import gradio as gr
+
+    from localsft_ui import train_tab
+
+    set_friendly_name(paths.runs_dir() / run_name, "Spring taglines")
+    with pytest.raises(gr.Error, match=r"already called 'spring taglines' \(tuned-run\)"):
+        train_tab.start("x.csv", None, None, None, None, None, None, None, "", name="spring taglines")
+    assert jobs.current_job() is None
+
+
+def test_recipe_jargon_stays_behind_details():
+    from localsft_ui import train_tab
+
+    balanced = train_tab.recipe_info("balanced")
+    assert balanced.index("rank 8") > balanced.index("<summary>Details</summary>")
+    assert "<details>" not in train_tab.recipe_info("brand-voice") and "house voice" in train_tab.recipe_info("brand-voice")

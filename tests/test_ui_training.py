@@ -42,9 +42,9 @@ def stored_tiny(tiny_model_dir) -> str:
 
 def test_one_training_at_a_time_reattach_stop_and_resume(examples, stored_tiny):
     advanced = (None, 5000, None, None, 64, "compile=false\neval_every=50\nbatch_tokens=256")
-    run_dir, message = train_tab.start(str(examples), stored_tiny, "quick-test", *advanced)
+    run_dir, message = train_tab.start(str(examples), stored_tiny, "quick-test", *advanced, name="Spring run")
     try:
-        assert "Started run" in message
+        assert "Started run **Spring run**" in message
         wait_for(lambda: jobs.read_progress(run_dir).losses, what="the first loss points")
 
         # A second Start (another tab, the CLI through the app) gets a plain message.
@@ -89,4 +89,5 @@ def test_a_failing_training_shows_its_reason(tiny_model_dir):
 def test_the_plan_comes_from_the_dry_run(examples, stored_tiny):
     plan = train_tab.show_plan(str(examples), stored_tiny, "quick-test", 0, 20, 0, 0, 64, "compile=false")
     assert "20 steps" in plan and "MB" in plan
+    assert plan.index("float32") > plan.index("<summary>Details</summary>")  # the precision is for experts
     assert not any(paths.runs_dir().iterdir())  # nothing is kept

@@ -274,8 +274,7 @@ def build() -> SimpleNamespace:
         fix.save.click(plain_errors(feedback.save_example), [run, session, fix.text], [fix.note, session]).then(
             feedback.improve_button, run, improved)
     eval_btn.click(evaluate, [run, session, max_tokens], [*evaluation, session], **one)
-    # Queued like every event: the studio's gate (ui/security.py) answers no /run/predict.
-    pair_btn.click(clear_pair, None, pair_out).then(
+    pair_btn.click(clear_pair, None, pair_out, show_progress="hidden").then(
         new_pair, [run, session, max_tokens, temperature], [question, answer_a, answer_b, session, pair_box,
                                                             *buttons.values()], **one)
     for choice, button in buttons.items():

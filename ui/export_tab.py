@@ -19,8 +19,8 @@ from localsft.errors import UserError
 from localsft_ui import served_files
 from localsft_ui.common import finished_run_choices, plain_errors, run_dropdown
 
-FORMAT_HELP = {"adapter": "adapter: the small LoRA file for MLX (mlx_lm --adapter-path)",
-               "peft": "peft: the adapter for Hugging Face PEFT / transformers",
+FORMAT_HELP = {"adapter": "adapter: the small add-on to the base model, for MLX (mlx_lm --adapter-path)",
+               "peft": "peft: the small add-on, for Hugging Face transformers (PEFT)",
                "mlx": "mlx: a complete merged MLX model",
                "hf": "hf: a complete merged Hugging Face model (safetensors)",
                "gguf": "gguf: one file for Ollama, LM Studio, llama.cpp"}
@@ -32,14 +32,14 @@ def open(name: str | None):  # noqa: A001  (the Runs tab's "Open in Export")
 
 def zip_folder(folder: Path, name: str) -> Path:
     """One download per export: the folder as `name`.zip in downloads/ (the only folder served by path),
-    made again when the export is newer."""
+    made again when it is missing (old downloads are cleaned up) or older than the export."""
     from localsft.export.pipeline import CHECK_FILE
 
-    target = served_files.downloads_dir() / name
-    done, stamp = target.with_name(target.name + ".zip"), folder / CHECK_FILE
-    if done.exists() and stamp.exists() and done.stat().st_mtime >= stamp.stat().st_mtime:
-        return served_files.keep(done)
-    return served_files.keep(shutil.make_archive(str(target), "zip", root_dir=folder))
+    target = served_files.downloads_dir() / f"{name}.zip"
+    stamp = folder / CHECK_FILE
+    if target.exists() and stamp.exists() and target.stat().st_mtime >= stamp.stat().st_mtime:
+        return target
+    return served_files.keep(shutil.make_archive(str(target.with_suffix("")), "zip", root_dir=folder))
 
 
 def _size(path: Path) -> str:
@@ -107,7 +107,7 @@ def build() -> SimpleNamespace:
             run = gr.Dropdown(label="Run", choices=finished_run_choices(), elem_id="export-run", scale=2)
             formats = gr.CheckboxGroup([(FORMAT_HELP.get(f, f), f) for f in FORMATS], value=["peft"],
                                        label="Formats", elem_id="export-formats", scale=3)
-            quantize = gr.Dropdown(["none", "8", "4"], value="none", label="Quantize (mlx: 4 or 8, gguf: 8)", scale=1)
+            quantize = gr.Dropdown(["none", "8", "4"], value="none", label="Smaller file (bits per weight; mlx: 4 or 8, gguf: 8)", scale=1)
         export_btn = gr.Button("Export", variant="primary", elem_id="export-go")
         listing = gr.HTML(elem_id="export-listing")
         files = gr.File(label="Downloads (every finished export of this run)", file_count="multiple",

@@ -36,9 +36,10 @@ def run_data(run_dir: str | Path, job: jobs.Job | None = None) -> str | None:
     return data
 
 
-def data_note(data_file: str | None, job: jobs.Job | None, closing: bool = False) -> str:
+def data_note(data_file: str | None, job: jobs.Job | None, closing: bool = False,
+              shown_run: str | Path | None = None) -> str:
     """Which examples: the running job's (whatever the Data tab holds), else the Data tab's choice.
-    closing: the job has logged its end and its process is exiting."""
+    closing: the job has logged its end and its process is exiting. shown_run: the run shown below."""
     if job is not None:
         name = html.escape(display_name(job.run_dir))
         if closing:
@@ -47,7 +48,10 @@ def data_note(data_file: str | None, job: jobs.Job | None, closing: bool = False
         shown = f"`{Path(data).name}`" if data else "its examples"
         return f"**Training now** on {shown} (run **{name}**)."
     if not data_file:
-        return "**Examples:** none chosen yet: pick them in the **Data** tab (task recipes bring their own)."
+        data = run_data(shown_run) if shown_run else None
+        below = f" (the run below trained on `{Path(data).name}`)" if data else ""
+        return (f"**Examples:** none chosen yet{below}: pick them in the **Data** tab "
+                f"(task recipes bring their own).")
     return f"**Examples:** `{Path(data_file).name}`"
 
 

@@ -22,6 +22,7 @@ from localsft_ui import verdict as verdict_ui
 from localsft_ui.common import plain_errors
 
 POLL_SECONDS = 2.0
+JARGON = ("rank", "lora", "block", "epoch", "fp32", "logits", "learning rate")  # kept behind "Details"
 # The advanced fields, in the order `overrides` takes them: (label, decimals, element id).
 ADVANCED = [("Epochs (0: the recipe's)", None, None), ("Steps (0: from the epochs)", 0, "train-iters"),
             ("Learning rate (0: the recipe's)", None, None), ("LoRA rank (0: the recipe's)", 0, None),
@@ -52,7 +53,11 @@ def recipe_info(name: str | None) -> str:
     if not browser_input.recipe_name(name):
         return "The trainer's default settings."
     recipe = load_recipe(name)
-    return f"**{recipe.name}**: {recipe.description}  \n_Time here: {recipe.time_hint}_"
+    purpose, _, how = recipe.description.partition(" - ")
+    if not any(word in how.lower() for word in JARGON):
+        return f"**{recipe.name}**: {recipe.description}  \n_Time here: {recipe.time_hint}_"
+    return (f"**{recipe.name}**: {purpose}.  \n_Time here: {recipe.time_hint}_"
+            f"\n\n<details><summary>Details</summary>{how}</details>")  # "LoRA rank 8 on the last 16 blocks"
 
 
 def overrides(epochs, iters, learning_rate, lora_rank, max_seq_len, extra: str) -> list[str]:
@@ -110,7 +115,9 @@ def job_settings(data_file, model, recipe, *advanced) -> dict:
 def show_plan(data_file, model, recipe, *advanced, progress=gr.Progress()):
     job = job_settings(data_file, model, recipe, *advanced)
     progress(0.2, desc="Loading the model and measuring this machine's speed…")
-    return "```\n" + jobs.dry_run(job.pop("data"), **job) + "\n```"
+    plan = jobs.dry_run(job.pop("data"), **job)
+    plain = [line for line in plan.splitlines() if line.strip() and not line.startswith("[")]  # "[model: fp32]"
+    return "\n\n".join(plain) + f"\n\n<details><summary>Details</summary>\n\n```\n{plan}\n```\n</details>"
 
 
 def with_style(items: list[str], format_check: dict | None) -> list[str]:
@@ -121,12 +128,23 @@ def with_style(items: list[str], format_check: dict | None) -> list[str]:
 
 
 @plain_errors
-def start(data_file, model, recipe, *advanced, format_check: dict | None = None):
+def start(data_file, model, recipe, *advanced, format_check: dict | None = None, name: str = ""):
+    """Start a training; `name` (optional) is the run's friendly name, `format_check` the house style."""
+    from localsft.runs.names import check_name, set_friendly_name
+
+    check_name(name)  # before anything starts
     job = job_settings(data_file, model, recipe, *advanced)
-    data = job.pop("data")
     job["overrides"] = with_style(job["overrides"], format_check)
+    data = job.pop("data")
     job = jobs.start_training(data, **job)
-    return str(job.run_dir), f"Started run **{job.name}** on `{Path(data).name}`."
+    kept = set_friendly_name(job.run_dir, name) if (name or "").strip() else None
+    return str(job.run_dir), f"Started run **{kept or job.name}** on `{Path(data).name}`."
+
+
+def start_from_page(format_check: dict | None, *values):
+    """The Start button: the house style (a state), the page's fields, then the run's name."""
+    *fields, name = values
+    return start(*fields, format_check=format_check, name=name)
 
 
 @plain_errors
@@ -154,7 +172,7 @@ def poll(run_dir: str | None, data_file: str | None = None):
         return (None, "", "", "", *train_status.buttons(None, job), gr.update(), note,
                 *train_status.result_area(None, False))
     p = jobs.read_progress(run_dir, running=job is not None)
-    note = train_status.data_note(data_file, job, closing=p.done)
+    note = train_status.data_note(data_file, job, closing=p.done, shown_run=run_dir)
     events = RunFolder(Path(run_dir)).events()
     message = gr.update() if job is not None else ""  # "Stopping…" / "Started…" end with the run
     return (run_dir, train_status.progress_html(p, events), train_status.chart_html(p), train_status.samples_html(p),
@@ -211,6 +229,8 @@ def build(data_file: gr.State, style: gr.State | None = None) -> SimpleNamespace
                             for label, digits, elem_id in ADVANCED]
             advanced.append(gr.Textbox(label="More settings, one key=value per line", lines=3,
                                        elem_id="train-extra"))
+        run_name = gr.Textbox("", label="Name this run (optional; shown in every list, export and model card)",
+                              placeholder="Spring taglines", elem_id="train-name")
         with gr.Row():
             plan_btn = gr.Button("Show the plan")
             start_btn = gr.Button("Start training", variant="primary", elem_id="train-start")
@@ -233,7 +253,7 @@ def build(data_file: gr.State, style: gr.State | None = None) -> SimpleNamespace
     add_btn.click(add_model, [source, gguf], [model, add_note])
     plan_btn.click(show_plan, inputs, plan)
     style = style or gr.State(None)
-    start_btn.click(lambda check, *values: start(*values, format_check=check), [style, *inputs], [run_dir, message])
+    start_btn.click(start_from_page, [style, *inputs, run_name], [run_dir, message], api_name="start")
     stop_btn.click(stop, None, message)
     resume_btn.click(resume, run_dir, [run_dir, message])
     outputs = [run_dir, status, chart, samples, start_btn, stop_btn, resume_btn, message, data_note,

@@ -38,17 +38,24 @@ def set_friendly_name(run_dir: str | Path, name: str | None) -> str | None:
     Names are one line, at most 60 characters, and unique among the runs of the store.
     """
     run_dir = Path(run_dir)
-    name = " ".join((name or "").split())
+    name = check_name(name, run_dir)
     if not name:
         (run_dir / NAME_FILE).unlink(missing_ok=True)
         return None
+    atomic_write_text(run_dir / NAME_FILE, name + "\n")
+    return name
+
+
+def check_name(name: str | None, run_dir: Path | None = None) -> str:
+    """The name as it will be kept (spaces collapsed; "" for none); UserError when it is too long or
+    another run (than `run_dir`) already goes by it."""
+    name = " ".join((name or "").split())
     if len(name) > MAX_NAME:
         raise UserError(f"A run name can have at most {MAX_NAME} characters; {name[:20]!r}... has {len(name)}.")
-    for other in _run_folders():
-        if other.resolve() != run_dir.resolve() and name.casefold() in (
+    for other in _run_folders() if name else []:
+        if (run_dir is None or other.resolve() != run_dir.resolve()) and name.casefold() in (
                 other.name.casefold(), (friendly_name(other) or "").casefold()):
             raise UserError(f"Another run is already called {name!r} ({other.name}); choose another name.")
-    atomic_write_text(run_dir / NAME_FILE, name + "\n")
     return name
 
 
