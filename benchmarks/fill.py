@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -94,7 +95,9 @@ def main() -> None:
         ours(answerer, chats[:4], SamplingSettings(max_tokens=4), 4)  # warm-up
         mx.reset_peak_memory()
         batched, ours_s, ours_cpu = timed(lambda: ours(answerer, chats, settings, args.batch_size))
+        print(f"batched: {ours_s:.1f} s", file=sys.stderr)
         (single, tokens), single_s, single_cpu = timed(lambda: one_at_a_time(answerer, chats, settings))
+        print(f"one at a time: {single_s:.1f} s", file=sys.stderr)
     same = sum(a.strip() == b.strip() for a, b in zip(batched, single))
     figures = {
         "rows": len(chats),
