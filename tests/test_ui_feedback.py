@@ -61,6 +61,13 @@ def test_any_two_sides_answer_as_each_run_alone(family):
     with pytest.raises(Exception, match="Choose what to show"):
         feedback.panes(session, "child", "../elsewhere", "child")
 
+    # The left answer (the parent's), corrected from the Compare panes, is stored in the open run.
+    original, session, _ = feedback.edit_pane("left", session)
+    assert original == alone["parent"]
+    feedback.save_example("child", session, "Shoes that run further. - The Acme team")
+    row = read_corrections(child)[0]
+    assert (row["prompt"], row["original"], row["side"], row["shown"]) == (PROMPT, original, "parent", "compare")
+
 
 def test_corrections_are_stored_with_where_they_were_shown_and_unlock_improve(family):
     session = {"pair": None}
@@ -99,3 +106,15 @@ def test_improve_trains_a_new_run_that_records_its_parent(family):
     assert jobs.read_progress(run_dir).status in ("finished", "early_stopped"), (new.path / jobs.LOG_FILE).read_text()
     assert (new.best_adapter() / "adapters.safetensors").exists()
     assert new.path.name in [v for _, v in feedback.side_choices("parent")]
+
+
+def test_runs_of_another_base_model_are_refused_side_by_side(family, tiny_model_dir, tmp_path):
+    from localsft.inference.side_by_side import open_compare, side_slots
+
+    _, child = family
+    other = RunFolder(make_run(tmp_path / "other", tiny_model_dir, seed=3))
+    other.config_path.write_text(yaml.safe_dump({"model": "SmolLM2-135M-Instruct"}))
+    switchable = open_compare(child).switchable
+    with pytest.raises(Exception, match="trained on another base model"):
+        side_slots(switchable, {"left": None, "right": other}, child.model_name())
+    assert switchable.bank.switch.slots == 2  # nothing was attached
