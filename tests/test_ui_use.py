@@ -14,9 +14,16 @@ import urllib.request
 import openai
 import pytest
 from serve_support import finished_run, store_model
-from test_browser import CHROMIUM, CHROMIUM_ARGS, app_url, open_tab  # noqa: F401  (app_url: the studio child)
+from browser_support import CHROMIUM, CHROMIUM_ARGS, open_tab, running_app
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def app_url(localsft_home):
+    """The studio in a child process (tests/browser_support.py)."""
+    with running_app(localsft_home) as url:
+        yield url
 
 
 @pytest.fixture
