@@ -264,14 +264,14 @@ def build() -> SimpleNamespace:
         picker.change(feedback.pane_labels, [run, left, right], [base, tuned]).then(
             clear, session, [base, tuned, session])
     improved = [improve_btn, improve_note]
-    edit_left.click(plain_errors(lambda state: feedback.edit_pane("left", state)), session,
+    edit_left.click(lambda state: feedback.edit_pane("left", state), session,
                     [chat_fix.text, session, chat_fix.note])
-    edit_right.click(plain_errors(lambda state: feedback.edit_pane("right", state)), session,
+    edit_right.click(lambda state: feedback.edit_pane("right", state), session,
                      [chat_fix.text, session, chat_fix.note])
-    edit_a.click(plain_errors(lambda state: feedback.edit_blind("A", state)), session, [ab_fix.text, session, ab_fix.note])
-    edit_b.click(plain_errors(lambda state: feedback.edit_blind("B", state)), session, [ab_fix.text, session, ab_fix.note])
+    edit_a.click(lambda state: feedback.edit_blind("A", state), session, [ab_fix.text, session, ab_fix.note])
+    edit_b.click(lambda state: feedback.edit_blind("B", state), session, [ab_fix.text, session, ab_fix.note])
     for fix in (chat_fix, ab_fix):
-        fix.save.click(plain_errors(feedback.save_example), [run, session, fix.text], [fix.note, session]).then(
+        fix.save.click(feedback.save_example, [run, session, fix.text], [fix.note, session]).then(
             feedback.improve_button, run, improved)
     eval_btn.click(evaluate, [run, session, max_tokens], [*evaluation, session], **one)
     pair_btn.click(clear_pair, None, pair_out, show_progress="hidden").then(

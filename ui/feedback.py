@@ -72,6 +72,7 @@ def refresh(name: str | None, left: str | None, right: str | None) -> tuple:
         return pickers(None) + improve_button(None)
 
 
+@plain_errors
 def pane_labels(name: str | None, left: str | None, right: str | None) -> tuple:
     labels = dict(side_choices(name)) if name else {}
     names = {value: label for label, value in labels.items()}
@@ -98,6 +99,7 @@ def panes(session: dict, name: str, left: str | None, right: str | None):
 
 
 # ---- corrections ----------------------------------------------------------------------------------
+@plain_errors
 def edit_pane(pane: str, session: dict | None):
     """Put the last answer of a pane in the correction box, to be edited into the one wanted."""
     chat = (session or {}).get("panes")
@@ -109,6 +111,7 @@ def edit_pane(pane: str, session: dict | None):
     return history[-1]["content"], session, ""
 
 
+@plain_errors
 def edit_blind(letter: str, session: dict | None):
     """Put answer A or B of the current (or just judged) blind pair in its correction box."""
     pair = (session or {}).get("pair") or (session or {}).get("judged")
@@ -119,6 +122,7 @@ def edit_blind(letter: str, session: dict | None):
     return answer, session, ""
 
 
+@plain_errors
 def save_example(name: str | None, session: dict | None, edited: str | None):
     """Store the edited answer as an example (RUN/corrections.jsonl): a new training example and a
     preference pair (edited over original) for the next improvement."""
@@ -136,6 +140,7 @@ def save_example(name: str | None, session: dict | None, edited: str | None):
 
 
 # ---- improve ----------------------------------------------------------------------------------------
+@plain_errors
 def improve_button(name: str | None) -> tuple:
     """The Improve button with the run's counts, enabled only when there is enough to learn from,
     and the plain reason when it is not."""
