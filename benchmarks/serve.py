@@ -14,9 +14,12 @@ made with the `openai` package:
     peak_mem_ratio    our server's peak RSS after the run over its peak after one base
                       request (one model's memory; target: at most 1.15)
     switch_ttft_ratio median first-token latency of a request whose adapter differs from the
-                      previous request's, over one whose adapter is the same (target: at most 1.2)
+                      previous request's, over one whose adapter is the same (target: at most 1.2);
+                      switch_ttft_cpu_ratio the same in the server's CPU seconds (steadier)
 
-    .venv/bin/python benchmarks/serve.py [--max-tokens 48]
+--only-ours skips mlx_lm.server (for our own figures alone).
+
+    .venv/bin/python benchmarks/serve.py [--max-tokens 48] [--only-ours]
 """
 
 from __future__ import annotations
@@ -142,10 +145,13 @@ def workload(url: str, ask, max_tokens: int) -> dict:
             "p95_s": latencies[int(0.95 * (len(latencies) - 1))]}
 
 
-def first_token_s(url: str, ask, model: str) -> float:
+def first_token_s(url: str, ask, model: str, server: "Process | None" = None) -> tuple[float, float]:
+    """Wall seconds to the first answer token, and the CPU seconds the server spent meanwhile
+    (steadier than wall time on a shared machine: the server does nothing else then)."""
     import openai
 
     client = openai.OpenAI(base_url=url, api_key="none", max_retries=0, timeout=600)
+    cpu = server.cpu_s() if server else 0.0
     start = time.perf_counter()
     stream = client.chat.completions.create(messages=[{"role": "user", "content": QUESTIONS[0]}], max_tokens=2,
                                             temperature=0, stream=True, **ask(model))
@@ -153,24 +159,28 @@ def first_token_s(url: str, ask, model: str) -> float:
         if chunk.choices and chunk.choices[0].delta.content:
             break
     elapsed = time.perf_counter() - start
+    cpu = (server.cpu_s() - cpu) if server else 0.0
     stream.close()
-    return elapsed
+    return elapsed, cpu
 
 
-def switch_ratio(url: str, ask) -> float:
-    """Median first-token latency after a switch of adapter over the same without a switch."""
+def switch_ratio(url: str, ask, server: "Process") -> tuple[float, float]:
+    """Median first-token latency after a switch of adapter over the same without a switch
+    (wall time, and the server's CPU time)."""
     same, switched, previous = [], [], "a1"
     first_token_s(url, ask, previous)
-    for model in ["a1", "a2", "a2", "a3", "a3", "a1", "a1", "base", "base", "a2", "a2", "a1"]:
-        (same if model == previous else switched).append(first_token_s(url, ask, model))
+    for model in ["a1", "a2", "a2", "a3", "a3", "a1", "a1", "base", "base", "a2", "a2", "a1"] * 2:
+        (same if model == previous else switched).append(first_token_s(url, ask, model, server))
         previous = model
-    return statistics.median(switched) / statistics.median(same)
+    wall = statistics.median(s[0] for s in switched) / statistics.median(s[0] for s in same)
+    cpu = statistics.median(s[1] for s in switched) / max(statistics.median(s[1] for s in same), 1e-9)
+    return wall, cpu
 
 
 def measure(cmd: list[str], port: int, env: dict, ask, max_tokens: int, label: str) -> dict:
     server = Process(cmd, port, env)
     try:
-        workload_warm = first_token_s(server.url, ask, "base")  # loads the model
+        workload_warm = first_token_s(server.url, ask, "base")[0]  # loads the model
         one_model_mb = server.peak_mb()
         cpu = server.cpu_s()
         figures = workload(server.url, ask, max_tokens)
@@ -178,7 +188,7 @@ def measure(cmd: list[str], port: int, env: dict, ask, max_tokens: int, label: s
         figures["peak_mb"] = server.peak_mb()
         figures["one_model_peak_mb"] = one_model_mb
         figures["first_request_s"] = workload_warm
-        figures["switch_ttft_ratio"] = switch_ratio(server.url, ask)
+        figures["switch_ttft_ratio"], figures["switch_ttft_cpu_ratio"] = switch_ratio(server.url, ask, server)
     finally:
         server.close()
     return {f"{label}_{k}": round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
@@ -187,6 +197,7 @@ def measure(cmd: list[str], port: int, env: dict, ask, max_tokens: int, label: s
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--only-ours", action="store_true", help="skip mlx_lm.server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
@@ -195,6 +206,9 @@ def main() -> None:
         port = free_port()
         ours = measure([sys.executable, "-m", "localsft", "serve", "--port", str(port)], port, env,
                        lambda m: {"model": "SmolLM2-135M-Instruct" if m == "base" else m}, args.max_tokens, "ours")
+        if args.only_ours:
+            print(json.dumps({**ours, "load_average_1min": round(os.getloadavg()[0], 1)}, indent=2))
+            return
         port = free_port()
         mlx_env = {**env, "LD_PRELOAD": find_openblas() or ""}
         theirs = measure([sys.executable, "-m", "mlx_lm.server", "--model", str(fp32), "--port", str(port)], port,
@@ -207,6 +221,7 @@ def main() -> None:
                                     / (ours["ours_cpu_s"] / ours["ours_tokens"]), 2),
                "peak_mem_ratio": round(ours["ours_peak_mb"] / ours["ours_one_model_peak_mb"], 3),
                "switch_ttft_ratio": ours["ours_switch_ttft_ratio"],
+               "switch_ttft_cpu_ratio": ours["ours_switch_ttft_cpu_ratio"],
                "requests": 24, "clients": 4, "max_tokens": args.max_tokens,
                "load_average_1min": round(os.getloadavg()[0], 1)}
     print(json.dumps(figures, indent=2))
