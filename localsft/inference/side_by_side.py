@@ -9,6 +9,10 @@ One copy of the base weights is loaded; the run's adapter is switched per batch 
 (`localsft.inference.batch`), so answering with both costs about as much as one.
 Each side keeps its own multi-turn history: the base model sees its own earlier
 answers, the tuned model its own.
+
+Any two sides work the same way: `side_slots` attaches more runs of the same base model to
+the one bank (a slot each), e.g. a run and the run improved from it, and
+`CompareChat(switchable, slots={"left": 1, "right": 2})` answers with both as one batch.
 """
 
 from __future__ import annotations
