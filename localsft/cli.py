@@ -27,6 +27,7 @@ COMMANDS = {
     "eval": "evaluate a run: base vs tuned on held-out data, forgetting check",
     "export": "export a run's tuned model (mlx, adapter, peft, hf, gguf)",
     "push": "upload a run's export to the Hugging Face Hub",
+    "feedback": "the votes and corrections collected for a run (--export: preference pairs as JSONL)",
     "fill": "answer every row of a spreadsheet with a run (or a base model)",
     "serve": "serve base models and finished runs through an OpenAI-compatible API",
     "ui": "open the studio in the browser (data, train, compare, export)",

@@ -14,7 +14,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported
 import gradio as gr  # noqa: E402
 
 from localsft import paths  # noqa: E402
-from localsft_ui import compare_tab, data_tab, export_tab, runs_tab, train_tab, use_tab  # noqa: E402
+from localsft_ui import compare_tab, data_tab, export_tab, feedback, runs_tab, train_tab, use_tab  # noqa: E402
 
 TITLE = "localsft studio"
 
@@ -37,7 +37,9 @@ def build() -> gr.Blocks:
         demo.load(train.attach, [train.run_dir, data_file], train.outputs)
         demo.load(runs.refresh, runs.run, [runs.table, runs.run])
         tabs.change(runs.refresh, runs.run, [runs.table, runs.run])
-        tabs.change(compare.refresh, compare.run, compare.run)
+        tabs.change(compare.refresh, compare.run, compare.run).then(
+            feedback.refresh, compare.feedback_in, compare.feedback_out)
+        demo.load(feedback.refresh, compare.feedback_in, compare.feedback_out)
         tabs.change(export.refresh, export.run, export.run)
         tabs.change(use.refresh, [use.file, use.target], [use.file, use.target])
         demo.load(use.refresh, [use.file, use.target], [use.file, use.target])
@@ -46,6 +48,7 @@ def build() -> gr.Blocks:
         runs.open_export.click(export.open, runs.run, [export.run, tabs])
         data.to_train.click(lambda: gr.Tabs(selected="train"), None, tabs)
         train.to_compare.click(compare.open_run_dir, train.run_dir, [compare.run, tabs])
+        compare.improve.click(feedback.improve, compare.run, [train.run_dir, train.message, tabs])
     return demo
 
 

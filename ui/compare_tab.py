@@ -14,6 +14,7 @@ import gradio as gr
 from localsft.runs import jobs
 from localsft.errors import UserError
 from localsft.inference.generate import SamplingSettings
+from localsft_ui import feedback
 from localsft_ui import verdict as verdict_ui
 from localsft_ui.common import finished_run_choices, plain_errors, run_dropdown
 
@@ -45,7 +46,7 @@ def _loaded(session: dict | None, run: str | None, progress) -> dict:
         return session
     progress(0.1, desc=f"Loading the base model and the adapter of {run}…")
     chat = open_compare(jobs.find_run(run))
-    return {"run": run, "chat": chat, "pair": None, "shown": {"base": [], "tuned": []}}
+    return {"run": run, "chat": chat, "pair": None, "panes": None}
 
 
 def _settings(max_tokens, temperature) -> SamplingSettings:
@@ -54,29 +55,32 @@ def _settings(max_tokens, temperature) -> SamplingSettings:
 
 @plain_errors
 def send(message: str, run: str | None, session: dict | None, max_tokens, temperature,
-         conversation: bool = False, progress=gr.Progress()):
-    """Stream both answers into the two panes. Without `conversation` each message is answered
-    on its own (the models see only it); the panes still list the earlier exchanges."""
+         conversation: bool = False, left: str | None = feedback.BASE, right: str | None = None,
+         progress=gr.Progress()):
+    """Stream both answers into the two panes (`left` and `right`: the base model or a run, see
+    ui/feedback.py). Without `conversation` each message is answered on its own (the models see
+    only it); the panes still list the earlier exchanges."""
     if not (message or "").strip():
         raise UserError("Type a message first.")
     session = _loaded(session, run, progress)
-    chat, shown = session["chat"], session["shown"]
+    chat = feedback.panes(session, run, left, right or run)
+    shown = session["shown"]
     if not conversation:
         chat.reset()
     user = {"role": "user", "content": message}
-    answers = {"base": "", "tuned": ""}
+    answers = {side: "" for side in chat.sides}
     for answers in chat.send_pairs(message, _settings(max_tokens, temperature)):
         yield (*(shown[side] + [user, {"role": "assistant", "content": answers[side]}] for side in chat.sides),
                session, "")
     for side in chat.sides:
         shown[side] += [user, {"role": "assistant", "content": answers[side]}]
-    yield shown["base"], shown["tuned"], session, ""
+    yield shown["left"], shown["right"], session, ""
 
 
 def clear(session: dict | None):
-    if session:
-        session["chat"].reset()
-        session["shown"] = {"base": [], "tuned": []}
+    if session and session.get("panes"):
+        session["panes"].reset()
+        session["shown"] = {side: [] for side in feedback.PANES}
     return [], [], session
 
 
@@ -152,7 +156,7 @@ def vote(choice: str, run: str | None, session: dict | None):
     if pair is None:
         raise UserError("Ask for a new pair first; each pair takes one vote.")
     record_vote(jobs.find_run(run), pair, choice)
-    session["pair"] = None
+    session["pair"], session["judged"] = None, pair  # the judged pair can still be corrected
     rate = win_rate(jobs.find_run(run))
     return (f"Thanks. So far: {rate.describe()}.", session) + (gr.update(interactive=False),) * len(VOTES)
 
@@ -167,8 +171,18 @@ def win_rate_text(run: str | None) -> str:
 
 @plain_errors
 def show_run(name: str | None):
-    """Another run chosen: empty chats, its saved evaluation and votes (its model loads on first use)."""
-    return ([], [], None, *saved_eval(name), win_rate_text(name)) + clear_pair()
+    """Another run chosen: empty chats, its saved evaluation and votes (its model loads on first use),
+    the side pickers (base / this run / its parent / runs improved from it) and the Improve button."""
+    return (([], [], None, *saved_eval(name), win_rate_text(name)) + clear_pair() + feedback.pickers(name)
+            + feedback.improve_button(name))
+
+
+def correction_box(elem: str) -> SimpleNamespace:
+    """An answer to edit into the one wanted, and "Save as example"."""
+    text = gr.Textbox(label="The answer you wanted (edit it, then save)", lines=4, elem_id=f"{elem}-edit")
+    save = gr.Button("Save as example", elem_id=f"{elem}-save")
+    note = gr.Markdown(elem_id=f"{elem}-saved")
+    return SimpleNamespace(text=text, save=save, note=note)
 
 
 def build() -> SimpleNamespace:
@@ -181,6 +195,9 @@ def build() -> SimpleNamespace:
             temperature = gr.Slider(0, 1.5, value=0, step=0.1, label="Variety (0: the same answer every time)",
                                     scale=2)
         with gr.Row():
+            left = gr.Dropdown(label="Left", choices=[], elem_id="compare-left")
+            right = gr.Dropdown(label="Right", choices=[], elem_id="compare-right")
+        with gr.Row():
             base = gr.Chatbot(label="Base model (before training)", elem_id="chat-base", height=360)
             tuned = gr.Chatbot(label="Tuned model (trained on your examples)", elem_id="chat-tuned", height=360)
         with gr.Row():
@@ -191,6 +208,11 @@ def build() -> SimpleNamespace:
             conversation = gr.Checkbox(label="Conversation (remember earlier messages)", value=False,
                                        elem_id="chat-conversation", scale=1)
             mode_note = gr.Markdown(ONE_SHOT_NOTE, elem_id="chat-mode")
+        with gr.Accordion("Not what you wanted? Correct an answer", open=False):
+            with gr.Row():
+                edit_left = gr.Button("Edit the left answer", elem_id="edit-left")
+                edit_right = gr.Button("Edit the right answer", elem_id="edit-right")
+            chat_fix = correction_box("chat")
         with gr.Accordion("How did training go? (examples kept aside)", open=True):
             gr.Markdown("Both models answer the examples that were kept aside from training; "
                         "the answers are compared with yours.")
@@ -216,11 +238,19 @@ def build() -> SimpleNamespace:
                 with gr.Row():
                     buttons = {c: gr.Button(label, interactive=False, elem_id=f"vote-{c.lower()}")
                                for c, label in VOTES}
+                with gr.Row():
+                    edit_a = gr.Button("Edit answer A", elem_id="edit-a")
+                    edit_b = gr.Button("Edit answer B", elem_id="edit-b")
+                ab_fix = correction_box("ab")
             tally = gr.Markdown(elem_id="ab-tally")
+        with gr.Accordion("Improve with my feedback", open=True):
+            improve_btn = gr.Button("Improve with my feedback", interactive=False, variant="primary",
+                                    elem_id="improve-go")
+            improve_note = gr.Markdown(elem_id="improve-note")
 
     # Generation runs one at a time: a model's adapter switch is set per batch, and the CPU is shared.
     one = {"concurrency_id": "generate", "concurrency_limit": 1}
-    chat_in = [message, run, session, max_tokens, temperature, conversation]
+    chat_in = [message, run, session, max_tokens, temperature, conversation, left, right]
     chat_out = [base, tuned, session, message]
     send_btn.click(send, chat_in, chat_out, **one)
     message.submit(send, chat_in, chat_out, **one)
@@ -228,12 +258,28 @@ def build() -> SimpleNamespace:
     conversation.change(set_conversation, [conversation, session], [base, tuned, session, mode_note])
     evaluation = [card, eval_table, details, examples]
     pair_out = [question, answer_a, answer_b, pair_box]
-    run.change(show_run, run, [base, tuned, session, *evaluation, tally, *pair_out])
+    run.change(show_run, run, [base, tuned, session, *evaluation, tally, *pair_out, left, right,
+                               improve_btn, improve_note])
+    for picker in (left, right):
+        picker.change(feedback.pane_labels, [run, left, right], [base, tuned]).then(
+            clear, session, [base, tuned, session])
+    improved = [improve_btn, improve_note]
+    edit_left.click(lambda state: feedback.edit_pane("left", state), session,
+                    [chat_fix.text, session, chat_fix.note])
+    edit_right.click(lambda state: feedback.edit_pane("right", state), session,
+                     [chat_fix.text, session, chat_fix.note])
+    edit_a.click(lambda state: feedback.edit_blind("A", state), session, [ab_fix.text, session, ab_fix.note])
+    edit_b.click(lambda state: feedback.edit_blind("B", state), session, [ab_fix.text, session, ab_fix.note])
+    for fix in (chat_fix, ab_fix):
+        fix.save.click(feedback.save_example, [run, session, fix.text], [fix.note, session]).then(
+            feedback.improve_button, run, improved)
     eval_btn.click(evaluate, [run, session, max_tokens], [*evaluation, session], **one)
     pair_btn.click(clear_pair, None, pair_out, show_progress="hidden").then(
         new_pair, [run, session, max_tokens, temperature], [question, answer_a, answer_b, session, pair_box,
                                                             *buttons.values()], **one)
     for choice, button in buttons.items():
         button.click(lambda name, state, choice=choice: vote(choice, name, state), [run, session],
-                     [tally, session, *buttons.values()])
-    return SimpleNamespace(run=run, refresh=run_dropdown, open=open, open_run_dir=open_run_dir)
+                     [tally, session, *buttons.values()]).then(feedback.improve_button, run, improved)
+    return SimpleNamespace(run=run, refresh=run_dropdown, open=open, open_run_dir=open_run_dir,
+                           improve=improve_btn, feedback_in=[run, left, right],
+                           feedback_out=[left, right, improve_btn, improve_note])

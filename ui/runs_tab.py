@@ -10,6 +10,7 @@ import gradio as gr
 
 from localsft.runs import jobs
 from localsft.runs.names import friendly_name, set_friendly_name
+from localsft_ui import feedback
 from localsft_ui.common import plain_errors
 
 HEADERS = ["run", "name", "model", "status", "steps", "best val loss", "started"]
@@ -91,12 +92,14 @@ def build() -> SimpleNamespace:
         with gr.Row(visible=False) as confirm_row:
             confirm = gr.Button("Yes, delete it", variant="stop")
             cancel = gr.Button("Cancel")
+        parent = gr.Markdown(elem_id="runs-parent")  # a run made from feedback: which run it improves
         message = gr.Markdown()
         api = gr.Markdown(elem_id="runs-api")
 
     refresh_btn.click(refresh, run, [table, run])
     rename_btn.click(rename, [run, new_name], [table, run, message])
     run.change(api_snippet, run, api)
+    run.change(feedback.parent_note, run, parent)
     delete.click(ask_delete, run, [confirm_row, message])
     confirm.click(confirm_delete, run, [table, run, confirm_row, message])
     cancel.click(lambda: (gr.update(visible=False), ""), None, [confirm_row, message])

@@ -184,6 +184,8 @@ def run(args) -> int:
         return _dry_run(args)
     from localsft.train import distributed
 
+    if args.from_run or _is_preference_run(args.resume):
+        return _run_preferences(args)
     if args.resume:
         from localsft.runs.names import resolve_run
 
@@ -226,6 +228,42 @@ def _dry_run(args) -> int:
         raise
     finally:
         log.close()
+    return 0
+
+
+def _is_preference_run(resume: str | None) -> bool:
+    path = Path(resume or "").expanduser() / "config.yaml"
+    return bool(resume) and path.exists() and bool(TrainConfig.load(path).preference_loss)
+
+
+def _run_preferences(args) -> int:
+    """`--from RUN --preferences [FILE]`: the next version of RUN, trained on the user's judgements."""
+    from localsft.runs.folder import RunFolder
+    from localsft.train.preference import gather_pairs, preference_config, train_preferences
+
+    if args.hosts or args.data or args.recipe:
+        raise UserError("--from trains on the parent run's judgements: it takes no --data, --recipe or --hosts.")
+    if args.resume:
+        config, pairs, out = None, None, args.resume
+    else:
+        if args.preferences is None:
+            raise UserError("--from RUN needs --preferences (the run's votes and corrections, or a pairs FILE).")
+        parent = RunFolder.open(args.from_run)
+        config = preference_config(parent, args.loss, args.set)
+        pairs, out = gather_pairs(parent, args.preferences or None), args.out
+    if args.dry_run:
+        print(f"{len(pairs)} preference pairs from {args.preferences or args.from_run}; "
+              f"{config.preference_loss}, learning rate {config.learning_rate:g}, {config.epochs:g} epochs")
+        return 0
+    with _StopSignals() as stop:
+        result = train_preferences(config, pairs, run_dir=out, on_event=_Progress(), stop=stop,
+                                   resume=bool(args.resume))
+    if result.status == "failed":
+        raise UserError(result.reason)
+    events = [e for e in RunFolder(result.run_dir).events() if e.get("preference_accuracy") is not None]
+    best = max((e["preference_accuracy"] for e in events), default=None)
+    accuracy = f", held-out preference accuracy {best:.0%}" if best is not None else ""
+    print(f"{result.status}: run in {result.run_dir}{accuracy}")
     return 0
 
 
@@ -284,4 +322,11 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="train data-parallel on the machines of an mlx.launch host file (ring backend); "
                              "rank 0 (the first host) writes the run folder")
     parser.add_argument("--port", type=int, help="first TCP port of the ring backend with --hosts (default 32323)")
+    parser.add_argument("--from", dest="from_run", metavar="RUN",
+                        help="continue from this run's adapter (the next version of it); needs --preferences")
+    parser.add_argument("--preferences", nargs="?", const="", metavar="FILE",
+                        help="train on preference pairs: the --from run's votes and corrections, "
+                             "or a prompt/chosen/rejected JSONL FILE")
+    parser.add_argument("--loss", choices=("dpo", "orpo"), default="dpo",
+                        help="preference loss with --preferences (default dpo; orpo needs no reference)")
     parser.set_defaults(func=run)

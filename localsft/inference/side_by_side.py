@@ -9,6 +9,10 @@ One copy of the base weights is loaded; the run's adapter is switched per batch 
 (`localsft.inference.batch`), so answering with both costs about as much as one.
 Each side keeps its own multi-turn history: the base model sees its own earlier
 answers, the tuned model its own.
+
+Any two sides work the same way: `side_slots` attaches more runs of the same base model to
+the one bank (a slot each), e.g. a run and the run improved from it, and
+`CompareChat(switchable, slots={"left": 1, "right": 2})` answers with both as one batch.
 """
 
 from __future__ import annotations
@@ -19,20 +23,44 @@ from pathlib import Path
 from localsft.inference.switch import SwitchableModel, load_switchable
 from localsft.inference.batch import answer_all, decode_text
 from localsft.inference.generate import SamplingSettings, chat_prompt
+from localsft.errors import UserError
 from localsft.runs.folder import RunFolder
 
 SIDES = ("base", "tuned")
+DEFAULT_SLOTS = {"base": 0, "tuned": 1}
 
 
 def stream_sides(switchable: SwitchableModel, conversations: dict[str, list[dict]],
-                 settings: SamplingSettings | None = None) -> Iterator[tuple[str, str]]:
+                 settings: SamplingSettings | None = None,
+                 slots: dict[str, int] | None = None) -> Iterator[tuple[str, str]]:
     """Answer each side's conversation ({"base": messages, "tuned": messages}, either or both)
-    as one batch; yield `(side, text_piece)` as the answers grow."""
-    sides = [side for side in SIDES if side in conversations]
+    as one batch; yield `(side, text_piece)` as the answers grow.
+
+    slots: any sides, each with its adapter slot in the switchable's bank (see `side_slots`);
+    by default "base" is slot 0 and "tuned" slot 1.
+    """
+    slots = slots or DEFAULT_SLOTS
+    sides = [side for side in slots if side in conversations]
     prompts = [chat_prompt(switchable.tokenizer, conversations[side]) for side in sides]
     for row, piece in decode_text(switchable.model, switchable.tokenizer, prompts, settings,
-                                  switchable.switch, [side == "tuned" for side in sides]):
+                                  switchable.switch, adapter_slots=[slots[side] for side in sides]):
         yield sides[row], piece
+
+
+def side_slots(switchable: SwitchableModel, sides: dict[str, RunFolder | None],
+               model_name: str | None) -> dict[str, int]:
+    """The adapter slot of each side: None is the base model (slot 0), a run its best adapter,
+    attached once to the switchable's bank, so any two of base / parent / new run share one base.
+
+    model_name: the base model the switchable holds (a run's `model_name()`); every run must share it.
+    """
+    slots = {}
+    for side, run in sides.items():
+        if run is not None and run.model_name() != model_name:
+            raise UserError(f"Run {run.name} was trained on another base model ({run.model_name() or 'the default'}"
+                            f"), so it cannot be compared side by side with {model_name or 'the default model'}.")
+        slots[side] = 0 if run is None else switchable.bank.add(run.best_adapter())
+    return slots
 
 
 def answer_sides(switchable: SwitchableModel, messages: list[dict],
@@ -63,11 +91,13 @@ class CompareChat:
     """
 
     def __init__(self, switchable: SwitchableModel, settings: SamplingSettings | None = None,
-                 system: str | None = None, sides: tuple[str, ...] = SIDES) -> None:
+                 system: str | None = None, sides: tuple[str, ...] = SIDES,
+                 slots: dict[str, int] | None = None) -> None:
         self.switchable = switchable
         self.settings = settings or SamplingSettings()
         self.system = system
-        self.sides = sides
+        self.slots = slots or {side: DEFAULT_SLOTS[side] for side in sides}  # any sides: see `side_slots`
+        self.sides = tuple(self.slots)
         self.history: dict[str, list[dict]] = {}
         self.reset()
 
@@ -86,7 +116,7 @@ class CompareChat:
             self.history[side].append({"role": "user", "content": user_text})
         answers = {side: "" for side in self.sides}
         try:
-            for side, piece in stream_sides(self.switchable, self.history, settings or self.settings):
+            for side, piece in stream_sides(self.switchable, self.history, settings or self.settings, self.slots):
                 answers[side] += piece
                 yield side, piece
         finally:

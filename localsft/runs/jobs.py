@@ -173,6 +173,32 @@ def _why_it_ended(run_dir: Path, events: list[dict], returncode: int, fresh: boo
     return reason
 
 
+def start_improve(parent: str | Path, run_dir: str | Path | None = None) -> Job:
+    """Start the next version of run `parent`, trained on its votes and corrections, as a new run:
+    the child runs `localsft train --from PARENT --preferences --out NEW` (the new run records
+    its parent). The same one-training-per-machine job as `start_training`, followed the same way.
+    """
+    parent = RunFolder.open(parent)
+    run_dir = Path(run_dir).expanduser() if run_dir else new_run_dir(parent.model_name())
+    cmd = [sys.executable, "-m", "localsft", "train", "--from", str(parent.path), "--preferences",
+           "--out", str(run_dir)]
+    return _launch(lambda: cmd, run_dir)
+
+
+def start_improve(parent: str | Path, run_dir: str | Path | None = None) -> Job:
+    """Start the next version of run `parent`, trained on its votes and corrections, as a new run:
+    the child runs `localsft train --from PARENT --preferences --out NEW` (the new run records its
+    parent). The same one-training-per-machine job as `start_training`, followed the same way."""
+    parent = RunFolder.open(parent)
+    with _one_start():
+        _refuse_if_busy(None)
+        run_dir = Path(run_dir).expanduser() if run_dir else new_run_dir(parent.model_name())
+        run_dir.mkdir(parents=True)
+        cmd = [sys.executable, "-m", "localsft", "train", "--from", str(parent.path), "--preferences",
+               "--out", str(run_dir)]
+        return _spawn(cmd, run_dir, fresh=True)
+
+
 def stop_training(force: bool = False) -> Job | None:
     """Ask the running training to stop; returns it, or None when nothing runs.
 

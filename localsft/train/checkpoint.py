@@ -41,6 +41,8 @@ class TrainState:
     best_adherence: float | None = None  # held-out format adherence of the best checkpoint (format_watch.py)
     format_streak: int = 0  # validations in a row with every held-out answer in format
 
+    best_accuracy: float | None = None  # preference runs: held-out preference accuracy of the best step
+
 
 def _create(path: Path):
     """Open a new file for writing (tests put a full disk here)."""

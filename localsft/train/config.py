@@ -17,6 +17,7 @@ from localsft.errors import UserError
 METHODS = ("lora", "dora", "full")
 SCHEDULES = ("cosine", "linear", "constant")
 PRECISIONS = ("auto", "float32", "float16", "bfloat16", "quantized")
+PREFERENCE_LOSSES = ("dpo", "orpo")
 LIMIT = 1e9  # no count (steps, epochs, sizes) is sensibly larger; bigger ones overflow deep inside training
 
 
@@ -78,6 +79,16 @@ class TrainConfig:
         "help": "under 50 examples: also train on the base model's paraphrases of the inputs (outputs stay yours)"})
     format_check: dict | None = field(default=None, metadata={
         "help": "regex or JSON schema the answers must match (used by evaluation)"})
+    parent_run: str | None = field(default=None, metadata={
+        "help": "run folder whose adapter this run continues from (train --from)"})
+    preference_loss: str | None = field(default=None, metadata={
+        "help": "dpo or orpo: learn from preference pairs (train --from RUN --preferences); None: supervised"})
+    preference_beta: float = field(default=0.1, metadata={
+        "help": "DPO/ORPO beta: how far the tuned answers may move from the parent's (DPO) or the odds weight (ORPO)"})
+    label_smoothing: float = field(default=0.1, metadata={
+        "help": "share of preference votes assumed flipped (conservative DPO); keeps noisy votes from overfitting"})
+    preference_sft_weight: float = field(default=1.0, metadata={
+        "help": "weight of the chosen answers' own loss next to the DPO loss (keeps better answers likely)"})
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
@@ -110,6 +121,11 @@ class TrainConfig:
         need(self.pack_width is None or self.pack_width >= 8, "pack_width must be at least 8.")
         need(self.early_stopping_patience >= 0, "early_stopping_patience must be 0 or more.")
         need(0 <= self.valid_fraction < 1 and 0 <= self.test_fraction < 1, "data fractions must be in [0, 1).")
+        need(self.preference_loss in (None, *PREFERENCE_LOSSES),
+             f"preference_loss must be one of {', '.join(PREFERENCE_LOSSES)} (or null), not {self.preference_loss!r}.")
+        need(self.preference_beta > 0, "preference_beta must be positive.")
+        need(0 <= self.label_smoothing < 0.5, "label_smoothing must be in [0, 0.5).")
+        need(self.preference_sft_weight >= 0, "preference_sft_weight must be 0 or more.")
         need(self.format_check is None or isinstance(self.format_check, dict),
              "format_check must be a mapping such as {regex: ...} or {json_schema: ...}.")
 

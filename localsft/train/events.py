@@ -66,6 +66,7 @@ class Eval(Event):
     best_val_loss: float
     improved: bool
     format_adherence: float | None = None  # share of held-out answers in the recipe's format, when checked
+    preference_accuracy: float | None = None  # preference runs: share of held-out pairs ranked right
 
 
 @dataclass
