@@ -9,8 +9,8 @@ import random
 import re
 
 import pytest
-from browser_support import browser_page, open_tab, running_app, shot
-from fake_run import make_run
+from support.browser import browser_page, open_tab, running_app, shot
+from support.runs import make_run
 
 from localsft import paths
 from localsft.evaluation.abtest import make_pair, record_vote

@@ -9,7 +9,7 @@ import random
 import mlx.core as mx
 import numpy as np
 import pytest
-from fake_run import make_run
+from support.runs import make_run
 
 from localsft.cli import main
 from localsft.errors import UserError

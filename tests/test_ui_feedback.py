@@ -7,7 +7,7 @@ import random
 
 import pytest
 import yaml
-from fake_run import make_run
+from support.runs import make_run
 
 from localsft import paths
 from localsft.evaluation.abtest import make_pair
