@@ -14,6 +14,7 @@ from localsft.evaluation.abtest import make_pair
 from localsft.feedback import collect, read_corrections
 from localsft.inference.generate import SamplingSettings
 from localsft.runs import jobs
+from localsft.runs.status import read_progress
 from localsft.runs.folder import RunFolder
 from localsft_ui import compare_tab, feedback
 
@@ -103,7 +104,7 @@ def test_improve_trains_a_new_run_that_records_its_parent(family):
     assert jobs.wait(job, timeout=300), (paths.runs_dir() / run_dir / jobs.LOG_FILE).read_text()[-2000:]
     new = RunFolder.open(run_dir)
     assert new.config_dict()["parent_run"] == str(parent.path.resolve())
-    assert jobs.read_progress(run_dir).status in ("finished", "early_stopped"), (new.path / jobs.LOG_FILE).read_text()
+    assert read_progress(run_dir).status in ("finished", "early_stopped"), (new.path / jobs.LOG_FILE).read_text()
     assert (new.best_adapter() / "adapters.safetensors").exists()
     assert new.path.name in [v for _, v in feedback.side_choices("parent")]
 

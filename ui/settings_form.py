@@ -28,7 +28,8 @@ def _kind(f: Field) -> str | None:
 
 def offered() -> list[Field]:
     """The schema fields the app offers, in schema order."""
-    return [f for f in fields(TrainConfig) if not f.metadata.get("path") and _kind(f) is not None]
+    return [f for f in fields(TrainConfig)  # path settings never; preference settings come with "Improve"
+            if not f.metadata.get("path") and not f.metadata.get("preference") and _kind(f) is not None]
 
 
 def element_id(name: str) -> str:

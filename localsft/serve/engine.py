@@ -157,7 +157,7 @@ class Engine:
                     log.exception("decode step failed")
                     self._fail_all(err)
         finally:
-            mx.clear_streams()  # PLATFORM.md: avoids an abort at interpreter exit
+            mx.clear_streams()  # MLX work on a worker thread can abort the interpreter at exit without this
 
     def _collect(self, block: bool) -> None:
         try:

@@ -25,6 +25,7 @@ LIMIT = 1e9  # no count (steps, epochs, sizes) is sensibly larger; bigger ones o
 class TrainConfig:
     """Everything that decides what a training run does. Field metadata carries the help text."""
 
+    # "preference": set by a preference run (train --from), not offered as a typed setting;
     # "path": names a file or folder (never offered as a typed setting in the studio);
     # "choices": the allowed values.
     model: str | None = field(default=None, metadata={
@@ -80,15 +81,19 @@ class TrainConfig:
     format_check: dict | None = field(default=None, metadata={
         "help": "regex or JSON schema the answers must match (used by evaluation)"})
     parent_run: str | None = field(default=None, metadata={
-        "help": "run folder whose adapter this run continues from (train --from)"})
+        "help": "run folder whose adapter this run continues from (train --from)", "path": True})
     preference_loss: str | None = field(default=None, metadata={
-        "help": "dpo or orpo: learn from preference pairs (train --from RUN --preferences); None: supervised"})
+        "help": "dpo or orpo: learn from preference pairs (train --from RUN --preferences); None: supervised",
+        "preference": True})
     preference_beta: float = field(default=0.1, metadata={
-        "help": "DPO/ORPO beta: how far the tuned answers may move from the parent's (DPO) or the odds weight (ORPO)"})
+        "help": "DPO/ORPO beta: how far the tuned answers may move from the parent's (DPO) or the odds weight (ORPO)",
+        "preference": True})
     label_smoothing: float = field(default=0.1, metadata={
-        "help": "share of preference votes assumed flipped (conservative DPO); keeps noisy votes from overfitting"})
+        "help": "share of preference votes assumed flipped (conservative DPO); keeps noisy votes from overfitting",
+        "preference": True})
     preference_sft_weight: float = field(default=1.0, metadata={
-        "help": "weight of the chosen answers' own loss next to the DPO loss (keeps better answers likely)"})
+        "help": "weight of the chosen answers' own loss next to the DPO loss (keeps better answers likely)",
+        "preference": True})
 
     def __post_init__(self) -> None:
         def need(ok: bool, message: str) -> None:
