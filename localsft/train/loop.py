@@ -108,6 +108,15 @@ def train(config: TrainConfig | None = None, run_dir: str | Path | None = None, 
             lock.release()
 
 
+def write_checkpoint(trainer) -> Path:
+    """Checkpoint `trainer` (model, optimizer, state) and its adapters/last, and log it; used by
+    every trainer (this loop, the preference loop)."""
+    path = save_checkpoint(trainer.run_folder, trainer.model, trainer.optimizer, trainer.state)
+    save_adapters(trainer.run_folder.adapters_dir("last"), trainer.model, trainer.adapter_conf)
+    trainer.log.emit(ev.Checkpoint(step=trainer.state.step, path=str(path)))
+    return path
+
+
 def _internal(err: Exception) -> str:
     return f"Training stopped on an internal error: {type(err).__name__}: {err}"
 
@@ -407,10 +416,7 @@ class _Trainer:
     def _checkpoint(self) -> Path:
         if not self.group.is_main:  # one copy of the run: rank 0 writes it
             return self.run_folder.checkpoints_dir / f"step-{self.state.step}"
-        path = save_checkpoint(self.run_folder, self.model, self.optimizer, self.state)
-        save_adapters(self.run_folder.adapters_dir("last"), self.model, self.adapter_conf)
-        self.log.emit(ev.Checkpoint(step=self.state.step, path=str(path)))
-        return path
+        return write_checkpoint(self)
 
     # ---- endings ---------------------------------------------------------------------------
     def _stopped(self) -> TrainResult:

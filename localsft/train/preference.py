@@ -31,9 +31,9 @@ from localsft.runs.folder import RunFolder, atomic_write_text
 from localsft.train import events as ev
 from localsft.train.claim import claim
 from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint,
-                                       save_adapters, save_checkpoint)
+                                       save_adapters)
 from localsft.train.config import TrainConfig
-from localsft.train.loop import STOP_FILE, TrainResult, new_run_dir
+from localsft.train.loop import STOP_FILE, TrainResult, new_run_dir, write_checkpoint
 from localsft.train.plan import MB
 from localsft.train.preference_loss import make_pair_batch, pair_loss
 from localsft.train.setup import apply_method, build_optimizer, trainable_count
@@ -324,10 +324,7 @@ class _PreferenceTrainer:
             elapsed_s=round(self.state.elapsed_s, 2), eta_s=round(per_step * (self.total_steps - self.state.step), 1)))
 
     def _checkpoint(self) -> Path:
-        path = save_checkpoint(self.run_folder, self.model, self.optimizer, self.state)
-        save_adapters(self.run_folder.adapters_dir("last"), self.model, self.adapter_conf)
-        self.log.emit(ev.Checkpoint(step=self.state.step, path=str(path)))
-        return path
+        return write_checkpoint(self)
 
     def _stopped(self) -> TrainResult:
         path = self._checkpoint()
