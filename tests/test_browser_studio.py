@@ -67,9 +67,10 @@ def test_buttons_follow_the_running_job_and_status_lines_never_go_stale(page, ti
 
     data = paths.uploads_dir() / "spring taglines.csv"
     data.write_text("prompt,response\n" + "".join(f"Tagline {i}?,Go far {i}.\n" for i in range(60)))
-    job = jobs.start_training(str(data), model=str(tiny_model_dir),
-                              overrides=["iters=100000", "compile=false", "max_seq_len=64", "batch_tokens=128",
-                                         "eval_every=3", "sample_prompts=1"])
+    from localsft.train.config import TrainConfig
+
+    job = jobs.start_training(TrainConfig(data=str(data), model=str(tiny_model_dir), iters=100000, compile=False,
+                                          max_seq_len=64, batch_tokens=128, eval_every=3, sample_prompts=1))
     try:
         page.reload()  # a page opened while a training runs
         open_tab(page, "Train")
