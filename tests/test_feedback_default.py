@@ -26,7 +26,8 @@ ITEMS = ["trail running shoes", "a cold brew coffee", "a budget laptop", "a city
          "a standing desk", "a phone case", "an office chair", "a smart watch", "a travel backpack",
          "a fountain pen", "a yoga mat", "noise-cancelling headphones", "a cast iron pan", "a rain jacket",
          "a water bottle", "a wool sweater", "a camping tent", "a coffee grinder", "a reading light",
-         "a bluetooth speaker", "a kitchen knife", "a sleeping bag", "running socks", "a picnic blanket"]
+         "a bluetooth speaker", "a kitchen knife", "a sleeping bag", "running socks", "a picnic blanket",
+         "a wall clock", "a plant pot", "a hiking map", "a bread knife", "a notebook", "a sun hat"]
 
 
 def untrained_parent(model_dir, out):
@@ -58,7 +59,7 @@ def test_a_preference_run_learns_what_the_votes_say(default_model_dir, tmp_path)
     bodies = answer_many(load_switchable(parent), prompts, "tuned", SamplingSettings(max_tokens=40))
     pairs = [PreferencePair(p, body.strip() + "\n\n" + SIGN_OFF, body.strip(), "vote", f"p{i}")
              for i, (p, body) in enumerate(zip(prompts, bodies))]
-    config = preference_config(parent, overrides=["epochs=3", "sample_prompts=0"])
+    config = preference_config(parent, overrides=["sample_prompts=0"])  # the defaults otherwise
     result = train_preferences(config, pairs, run_dir=tmp_path / "next")
     assert result.status in ("finished", "early_stopped")
     accuracies = [e["preference_accuracy"] for e in RunFolder(result.run_dir).events() if e["type"] == "eval"]

@@ -102,7 +102,9 @@ def test_advanced_settings_come_from_the_schema_and_never_name_files():
     offered = {f.name for f in settings_form.offered()}
     assert {"epochs", "iters", "learning_rate", "lora_rank", "packing", "lr_schedule", "system_prompt"} <= offered
     assert not offered & {"data", "model"}  # settings typed in the app never name files
-    assert offered | {"data", "model", "lora_keys", "format_check"} == {f.name for f in fields(TrainConfig)}
+    hidden = {f.name for f in fields(TrainConfig) if f.metadata.get("path") or f.metadata.get("preference")}
+    assert {"data", "model", "parent_run", "preference_loss"} <= hidden  # files, and what "Improve" sets
+    assert offered | hidden | {"lora_keys", "format_check"} == {f.name for f in fields(TrainConfig)}
     config = train_tab.build_config(None, None, "brand-voice", *settings_form.values(
         epochs=2, iters=20, learning_rate=1e-4, lora_rank=4, packing=False, lr_schedule="linear"))
     assert (config.epochs, config.iters, config.learning_rate, config.lora_rank, config.packing,

@@ -51,6 +51,13 @@ def _fill_cache(model: nn.Module, tokens: mx.array, cache: list) -> None:
         mx.eval([c.state for c in cache])
 
 
+def takes_padded_batches(model: nn.Module) -> bool:
+    """Whether the model's attention accepts a left-padded batch's mask. mlx-lm's Gemma 2 adds the
+    mask to scores shaped per KV group (rows, kv heads, group, L, S), which a (rows, 1, L, S) batch
+    mask cannot broadcast to: such a model decodes one row at a time."""
+    return getattr(getattr(model, "args", None), "model_type", None) != "gemma2"
+
+
 def prefill(model: nn.Module, prompts: list[list[int]], batched: bool = False) -> tuple[list, mx.array]:
     """Fill a cache with left-padded `prompts`; returns it and the logits after each prompt.
 
@@ -138,6 +145,12 @@ def decode_text(model: nn.Module, tokenizer, prompts: list[list[int]],
                 adapter_on: list[bool] | None = None,
                 adapter_slots: list[int] | None = None) -> Iterator[tuple[int, str]]:
     """Like `decode_tokens`, but yield `(row, text_piece)` as each row's text grows."""
+    if len(prompts) > 1 and not takes_padded_batches(model):  # one row at a time, each on its plain cache
+        slots = row_slots(len(prompts), adapter_on, adapter_slots)
+        for row, prompt in enumerate(prompts):
+            for _, piece in decode_text(model, tokenizer, [prompt], settings, switch, adapter_slots=[slots[row]]):
+                yield row, piece
+        return
     detokenizers = [tokenizer.detokenizer for _ in prompts]
     eos_ids = set(tokenizer.eos_token_ids)
 
