@@ -75,7 +75,7 @@ def preview(file: str | None, target: str | None, with_base: bool, max_tokens: f
 
 
 def _table(path: Path) -> pd.DataFrame:
-    from localsft.data.readers import open_source
+    from localsft.data.formats import open_source
 
     source = open_source(path)
     rows = [record.data or {} for record in source.rows]
