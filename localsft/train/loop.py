@@ -108,6 +108,15 @@ def train(config: TrainConfig | None = None, run_dir: str | Path | None = None, 
             lock.release()
 
 
+def stop_requested(trainer) -> bool:
+    """A stop asked for through RUN/STOP (consumed here) or the trainer's `stop()` callback."""
+    stop_file = trainer.run_folder.path / STOP_FILE
+    if stop_file.exists():
+        stop_file.unlink(missing_ok=True)
+        return True
+    return bool(trainer.stop and trainer.stop())
+
+
 def write_checkpoint(trainer) -> Path:
     """Checkpoint `trainer` (model, optimizer, state) and its adapters/last, and log it; used by
     every trainer (this loop, the preference loop)."""
@@ -312,11 +321,7 @@ class _Trainer:
         return loss, tokens
 
     def _stop_requested(self) -> bool:
-        stop_file = self.run_folder.path / STOP_FILE
-        if stop_file.exists():
-            stop_file.unlink(missing_ok=True)
-            return True
-        return bool(self.stop and self.stop())
+        return stop_requested(self)
 
     # ---- events ----------------------------------------------------------------------------
     def _emit_plan(self) -> ev.Started:

@@ -33,7 +33,7 @@ from localsft.train.claim import claim
 from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint,
                                        save_adapters)
 from localsft.train.config import TrainConfig
-from localsft.train.loop import STOP_FILE, TrainResult, new_run_dir, write_checkpoint
+from localsft.train.loop import TrainResult, new_run_dir, stop_requested, write_checkpoint
 from localsft.train.plan import MB
 from localsft.train.preference_loss import make_pair_batch, pair_loss
 from localsft.train.setup import apply_method, build_optimizer, trainable_count
@@ -248,11 +248,7 @@ class _PreferenceTrainer:
         return self._finish()
 
     def _stop_requested(self) -> bool:
-        stop_file = self.run_folder.path / STOP_FILE
-        if stop_file.exists():
-            stop_file.unlink(missing_ok=True)
-            return True
-        return bool(self.stop and self.stop())
+        return stop_requested(self)
 
     def _evaluate(self, sample: bool = True) -> bool:
         """Held-out preference loss and accuracy; keeps the best adapter; True when it is time to stop."""
