@@ -21,7 +21,7 @@ from pathlib import Path
 from statistics import NormalDist
 
 from localsft.errors import UserError
-from localsft.runs.folder import RunFolder
+from localsft.runs.folder import RunFolder, read_events
 
 CHOICES = ("A", "B", "tie")
 
@@ -86,15 +86,7 @@ def record_vote(run: RunFolder | str | Path, pair: BlindPair, choice: str) -> di
 def read_votes(run: RunFolder | str | Path) -> list[dict]:
     """Every vote recorded in the run (a torn last line is skipped)."""
     run = run if isinstance(run, RunFolder) else RunFolder.open(run)
-    if not run.votes_path.exists():
-        return []
-    votes = []
-    for line in run.votes_path.read_text(encoding="utf-8").splitlines():
-        try:
-            votes.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return votes
+    return read_events(run.votes_path)
 
 
 def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple[float, float]:

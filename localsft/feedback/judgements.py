@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from localsft.errors import UserError
-from localsft.runs.folder import RunFolder
+from localsft.runs.folder import RunFolder, read_events
 
 CORRECTIONS_FILE = "corrections.jsonl"
 
@@ -71,19 +71,6 @@ def _append(path: Path, row: dict) -> None:
         fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def _read_lines(path: Path) -> list[dict]:
-    """JSON lines of an append-only file; a torn last line (a crash mid-write) is skipped."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return rows
-
-
 def record_correction(run: RunFolder | str | Path, prompt: str | list[dict], original: str, edited: str,
                       side: str = "tuned", shown: str = "compare") -> dict:
     """Append "the answer should have been `edited`" to RUN/corrections.jsonl; returns the stored row.
@@ -102,7 +89,7 @@ def record_correction(run: RunFolder | str | Path, prompt: str | list[dict], ori
 
 
 def read_corrections(run: RunFolder | str | Path) -> list[dict]:
-    return _read_lines(_run(run).path / CORRECTIONS_FILE)
+    return read_events(_run(run).path / CORRECTIONS_FILE)
 
 
 def collect(run: RunFolder | str | Path) -> Collected:

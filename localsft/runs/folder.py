@@ -120,10 +120,10 @@ class RunFolder:
 
 
 def read_events(path: Path) -> list[dict]:
-    """The events of an event log (a torn last line from a crash, or any line that is not an
-    event object, is skipped); [] when there is no such file."""
+    """The objects of an append-only JSON-lines log (events, votes, corrections): a torn last line
+    from a crash, or any line that is not an object, is skipped; [] when there is no such file."""
     try:
-        text = Path(path).read_text(errors="replace")
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return []
     out = []
