@@ -20,7 +20,7 @@ from localsft_ui import verdict as verdict_ui
 
 
 
-def run_data(run_dir: str | Path, job: jobs.Job | None = None) -> str | None:
+def run_data(run_dir: str | Path) -> str | None:
     """The examples file a run trains on, from its config (written before its process starts)."""
     try:
         return RunFolder(Path(run_dir)).config_dict().get("data")
@@ -36,7 +36,7 @@ def data_note(data_file: str | None, job: jobs.Job | None, closing: bool = False
         name = html.escape(display_name(job.run_dir))
         if closing:
             return f"**Finishing** run **{name}** (closing the training process)…"
-        data = run_data(job.run_dir, job)
+        data = run_data(job.run_dir)
         shown = f"`{Path(data).name}`" if data else "its examples"
         return f"**Training now** on {shown} (run **{name}**)."
     if not data_file:
