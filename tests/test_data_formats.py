@@ -182,7 +182,7 @@ def test_the_text_report_says_what_was_kept_and_why_rows_went(tok):
 
     text = format_report(check(Path(__file__).parent / "fixtures/data/malformed/exact_duplicate.csv", tokenizer=tok))
     assert "rows read 13, kept 12, dropped 1" in text and "dropped (duplicate): 1" in text
-    assert "error: Line 6: exact duplicate of line 3." in text and "trainable: yes" in text
+    assert "error: Row 6: exact duplicate of row 3." in text and "trainable: yes" in text
     assert "tokens per epoch:" in text and "| #" in text
 
 

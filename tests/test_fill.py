@@ -67,7 +67,7 @@ def test_csv_rows_are_answered_like_the_model_alone_with_notes_for_empty_rows(ru
     for row, text in zip(rows, INPUTS):
         if text:
             assert row[3] == alone(text) and row[4] in ("yes", "no")
-    assert rows[2][3] == "(not answered: line 4: the input (column 'prompt') is empty)"
+    assert rows[2][3] == "(not answered: row 4: the input (column 'prompt') is empty)"
 
 
 def test_xlsx_stays_xlsx_with_the_base_answer_beside_the_tuned_one(run_dir, alone, tmp_path, capsys):

@@ -92,7 +92,7 @@ PROBLEM_HEADERS = ["row", "what happened", "why"]
 
 def problems_rows(report) -> list[list]:
     """Problems by spreadsheet row: a dropped row is "removed" (not an error), a kept one "kept, check it"."""
-    return [[p.line, "removed" if p.severity == "error" else "kept, check it", app_words(p.message)]
+    return [[p.row, "removed" if p.severity == "error" else "kept, check it", app_words(p.message)]
             for p in report.problems if p.line is not None]
 
 
@@ -113,12 +113,12 @@ def _example_at_row(report, row) -> tuple[dict | None, str]:
     row = int(row)
     if row < 1:
         return None, f"Rows are numbered from 1, as in your spreadsheet; {row} is not a row."
-    if row in report.lines:
-        return report.examples[report.lines.index(row)], ""
-    why = next((p.message for p in report.problems if p.line == row), None)
+    if row in report.rows:
+        return report.examples[report.rows.index(row)], ""
+    why = next((p.message for p in report.problems if p.row == row), None)
     if why:
         return None, f"Row {row} was removed: {app_words(why)}"
-    return None, f"There is no example in row {row}; rows {report.lines[0]} to {report.lines[-1]} hold them."
+    return None, f"There is no example in row {row}; rows {report.rows[0]} to {report.rows[-1]} hold them."
 
 
 def preview_chat(report, row) -> str:
@@ -192,7 +192,7 @@ def check_file(path: str | None, input_col: str | None, output_col: str | None, 
     used = report.stats.get("mapping", {})
     histogram = histogram_frame(report)
     bars = gr.update(value=histogram, sort=None if histogram is None else list(histogram["tokens"]))
-    first = report.lines[0] if report.lines else None
+    first = report.rows[0] if report.rows else None
     return (report, _trainable_file(report, path, mapping), summary_markdown(report), problems_rows(report),
             bars, *_pickers(columns, used), gr.update(value=first), preview_chat(report, first),
             preview_pieces(report, first, model), gr.update(interactive=report.trainable), "")
@@ -257,7 +257,7 @@ def build(data_file: gr.State) -> SimpleNamespace:
         summary = gr.Markdown(elem_id="data-summary")
         with gr.Row():
             problems = gr.Dataframe(headers=PROBLEM_HEADERS, interactive=False, wrap=True,
-                                    label="Rows to look at (row = the row in your file)", elem_id="data-problems")
+                                    label="Rows to look at (row = the row your spreadsheet shows)", elem_id="data-problems")
             histogram = gr.BarPlot(None,
                                    x="tokens", y="examples", title="Example lengths (tokens)",
                                    sort=None, height=260)

@@ -18,7 +18,7 @@ from localsft_ui.common import plain_errors
 def _answers(report) -> tuple[list[str], list[int]]:
     """The answers (last assistant turn) of the checked examples, with their spreadsheet rows."""
     answers, rows = [], []
-    for example, row in zip(report.examples if report else [], report.lines if report else []):
+    for example, row in zip(report.examples if report else [], report.rows if report else []):
         turns = [m["content"] for m in example.get("messages", []) if m.get("role") == "assistant"]
         if turns:
             answers.append(turns[-1])

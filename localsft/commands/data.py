@@ -6,6 +6,7 @@ import json
 import sys
 
 from localsft.data import ColumnMapping, DataError, check, format_report, prepare, preview
+from localsft.data.readers import place
 from localsft.errors import UserError
 from localsft.train.config import default
 
@@ -69,12 +70,14 @@ def run_preview(args) -> int:
     report = check(args.file, **options)
     if not report.examples:
         raise UserError(f"{args.file} has no usable examples to preview.")
-    line = args.line or report.lines[0]
-    if line not in report.lines:
-        raise UserError(f"Line {line} of {args.file} is not a kept example (see `localsft data check`).")
-    example = report.examples[report.lines.index(line)]
+    row = args.row or report.rows[0]
+    if row not in report.rows:
+        raise UserError(f"Row {row} of {args.file} is not a kept example (see `localsft data check`).")
+    index = report.rows.index(row)
+    where = place(report.stats["format"], row, report.lines[index]).lower()
+    example = report.examples[index]
     color = sys.stdout.isatty()
-    print(f"line {line}: trained tokens " + ("in green" if color else "between [[ and ]]"), file=sys.stderr)
+    print(f"{where}: trained tokens " + ("in green" if color else "between [[ and ]]"), file=sys.stderr)
     print(_marked(preview(options["tokenizer"], example, options["mask_prompt"]), color))
     return 0
 
@@ -108,5 +111,6 @@ def register(parser) -> None:
     prep.set_defaults(func=run_prepare)
     show = verbs.add_parser("preview", help="show the exact text one example trains on, trained tokens marked")
     _common(show)
-    show.add_argument("--line", type=int, help="file line (spreadsheet row) of the example (default: the first)")
+    show.add_argument("--row", "--line", type=int, dest="row",
+                      help="the example's row, as `data check` names it (default: the first)")
     show.set_defaults(func=run_preview)

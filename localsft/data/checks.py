@@ -62,32 +62,34 @@ def prompt_and_answer(example: dict) -> tuple[str, str]:
 
 
 class Seen:
-    """First line of each exact and normalised example and input; digests only (small)."""
+    """Where each exact and normalised example and input was first seen ("row 3"); digests only (small)."""
 
     def __init__(self):
-        self.exact: dict[bytes, int] = {}
-        self.normal: dict[bytes, int] = {}
-        self.inputs: dict[bytes, tuple[int, bytes]] = {}
+        self.exact: dict[bytes, str] = {}
+        self.normal: dict[bytes, str] = {}
+        self.inputs: dict[bytes, tuple[str, bytes]] = {}
 
     def group_key(self, example: dict) -> bytes:
         """Examples with the same normalised input share a key: they must land in the same split."""
         return _digest(_normal(prompt_and_answer(example)[0]))
 
-    def check(self, line: int, example: dict) -> str | None:
-        """RowError for a duplicate; a warning for the same input with another output; else None."""
+    def check(self, where: str, example: dict) -> str | None:
+        """RowError for a duplicate; a warning for the same input with another output; else None.
+
+        `where` names the example's row as messages say it ("row 5"); later messages name it."""
         exact = _digest(json.dumps(example, ensure_ascii=False, sort_keys=True))
         if exact in self.exact:
-            raise RowError(f"exact duplicate of line {self.exact[exact]}", code="duplicate")
+            raise RowError(f"exact duplicate of {self.exact[exact]}", code="duplicate")
         prompt, answer = prompt_and_answer(example)
         normal = _digest(_normal(prompt) + "\x1d" + _normal(answer))
         if normal in self.normal:
-            raise RowError(f"duplicate of line {self.normal[normal]} apart from case and spacing",
+            raise RowError(f"duplicate of {self.normal[normal]} apart from case and spacing",
                            code="near duplicate")
-        self.exact[exact], self.normal[normal] = line, line
+        self.exact[exact], self.normal[normal] = where, where
         key, out = _digest(_normal(prompt)), _digest(_normal(answer))
-        first = self.inputs.setdefault(key, (line, out))
+        first = self.inputs.setdefault(key, (where, out))
         if answer and first[1] != out:
-            return (f"same input as line {first[0]} but a different output "
+            return (f"same input as {first[0]} but a different output "
                     "(conflicting answers teach the model to hedge)")
         return None
 

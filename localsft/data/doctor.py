@@ -14,7 +14,7 @@ from localsft.data.checks import (Seen, check_length, clean_characters, long_out
                                   repeated_text, set_problems)
 from localsft.data.formats import open_source
 from localsft.data.mapping import ColumnMapping, RowError, detect_mapping, shown, to_example
-from localsft.data.readers import MAX_ROWS
+from localsft.data.readers import MAX_ROWS, place
 from localsft.data.report import DataReport, length_stats
 from localsft.data.split import split_groups
 from localsft.data.template import tokenize_example
@@ -44,8 +44,8 @@ def _tokenizer(tokenizer):
     return tokenizer
 
 
-def _label(report: DataReport, line: int) -> str:
-    return f"{'Row' if report.stats.get('format') == 'xlsx' else 'Line'} {line}"
+def _label(report: DataReport, row: int, line: int) -> str:
+    return place(report.stats.get("format", ""), row, line)
 
 
 class _Mappings:
@@ -76,7 +76,7 @@ class _Mappings:
             self.said.add(_parts(chosen))
         elif _parts(chosen) not in self.said and len(self.said) < 5:  # said once per shape, for a few shapes
             self.said.add(_parts(chosen))
-            self.report.add(None, "warning", f"{_label(self.report, record.line)}: the rows change shape here; "
+            self.report.add(None, "warning", f"{_label(self.report, record.row, record.line)}: the rows change shape here; "
                             f"from here on some are read with {_describe(chosen)}.", code="shape change")
         if note and first:
             self.report.add(None, "warning", note, code="guessed columns")
@@ -101,44 +101,46 @@ def _read(report: DataReport, source, mapping, system_prompt) -> None:
                                       "Split the file, or sample the rows you want to train on.", code="size")
             break
         report.rows_read += 1
-        where = _label(report, record.line)
+        where = _label(report, record.row, record.line)
         if record.problem:
-            report.add(record.line, "error", f"{where}: {record.problem}.", code="unreadable")
+            report.add(record.line, "error", f"{where}: {record.problem}.", code="unreadable", row=record.row)
             continue
         try:
             example = to_example(record.data, mappings(record), system_prompt)
             warnings = [(clean_characters(example), "control characters"),
                         (repeated_text(prompt_and_answer(example)[1]), "repeated text"),
-                        (seen.check(record.line, example), "conflicting output")]
+                        (seen.check(where.lower(), example), "conflicting output")]
         except RowError as err:
-            report.add(record.line, "error", f"{where}: {str(err).rstrip('.')}.", err.column, err.code)
+            report.add(record.line, "error", f"{where}: {str(err).rstrip('.')}.", err.column, err.code, record.row)
             continue
         for message, code in warnings:
             if message:
-                report.add(record.line, "warning", f"{where}: {message}.", code=code)
+                report.add(record.line, "warning", f"{where}: {message}.", code=code, row=record.row)
         report.examples.append(example)
         report.lines.append(record.line)
+        report.rows.append(record.row)
 
 
 def _tokenize(report: DataReport, tokenizer, max_seq_len: int, mask_prompt: bool) -> tuple[list[int], list[int]]:
     """Token checks on the kept examples (drops those no answer token of which fits); token counts."""
-    examples, lines, lengths, trained = [], [], [], []
-    for example, line in zip(report.examples, report.lines):
-        where = _label(report, line)
+    examples, lines, rows, lengths, trained = [], [], [], [], []
+    for example, line, row in zip(report.examples, report.lines, report.rows):
+        where = _label(report, row, line)
         try:
             tokens = tokenize_example(tokenizer, example, mask_prompt)
             warning = check_length(tokens, max_seq_len)
         except (RowError, UserError) as err:  # UserError: the chat template refuses this chat
             report.add(line, "error", f"{where}: {str(err).rstrip('.')}.", getattr(err, "column", None),
-                       getattr(err, "code", "template"))
+                       getattr(err, "code", "template"), row)
             continue
         if warning:
-            report.add(line, "warning", f"{where}: {warning}.", code="truncated")
+            report.add(line, "warning", f"{where}: {warning}.", code="truncated", row=row)
         examples.append(example)
         lines.append(line)
+        rows.append(row)
         lengths.append(len(tokens))
         trained.append(sum(tokens.loss_mask[:max_seq_len]))  # what survives truncation
-    report.examples, report.lines = examples, lines
+    report.examples, report.lines, report.rows = examples, lines, rows
     return lengths, trained
 
 
@@ -172,14 +174,15 @@ def finish_check(report: DataReport, tokenizer=None, valid_fraction: float = 0.1
         report.add(None, severity, message, code="size")
     long_lines = []
     for i, message in long_outputs(trained):
-        long_lines.append(report.lines[i])
-        report.add(report.lines[i], "warning", f"{_label(report, report.lines[i])}: {message}.", code="long output")
+        line, row = report.lines[i], report.rows[i]
+        long_lines.append(line)
+        report.add(line, "warning", f"{_label(report, row, line)}: {message}.", code="long output", row=row)
     report.stats["long_output_lines"] = long_lines  # prepare() keeps these rows out of valid and test
     odd = [f"{what}: {n}" for code, what in (("repeated text", "outputs that repeat one piece of text"),
                                             ("long output", "outputs far longer than the rest"))
            if (n := report.warned.get(code, 0))]
     if odd:  # said once for the whole set too, so "ready to train" never hides them
-        report.add(None, "warning", f"Look at these before training ({'; '.join(odd)}; listed by line): "
+        report.add(None, "warning", f"Look at these before training ({'; '.join(odd)}; listed by row): "
                                     "the model learns from them like from any other example.", code="outputs")
     report.stats.update(dropped=dict(report.dropped), warnings=dict(report.warned),
                         tokens=length_stats(lengths, trained, report.stats["max_seq_len"]) or None)

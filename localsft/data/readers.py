@@ -35,11 +35,20 @@ csv.field_size_limit(MAX_CELL_CHARS)
 
 @dataclass
 class Record:
-    """One row: its line (or spreadsheet row) number and fields, or why it could not be read."""
+    """One row: the file line it starts on, its fields (or why it could not be read), and its row.
+
+    `row` is the row a spreadsheet shows (header row 1, first example row 2). It differs from
+    `line` only in CSV/TSV files whose quoted cells hold line breaks; in Excel `line` is the
+    sheet row, and in JSON/JSONL files the line is the row.
+    """
 
     line: int
     data: dict | None = None
     problem: str | None = None
+    row: int = 0  # 0: the same as line
+
+    def __post_init__(self):
+        self.row = self.row or self.line
 
 
 @dataclass
@@ -227,6 +236,7 @@ def _csv_rows(fh, lines: Lines, reader, columns: list[str], delimiter: str, firs
     with fh:
         if first:
             yield first
+        number = 1  # the spreadsheet row: one per record, blank ones too (a spreadsheet shows them)
         while True:
             lines.mark()
             try:
@@ -235,26 +245,37 @@ def _csv_rows(fh, lines: Lines, reader, columns: list[str], delimiter: str, firs
                 return
             except csv.Error as err:
                 row = err
+            number += 1
             start, spanned = lines.record[0][0], lines.record[1:]
             if start in lines.too_long:
-                yield Record(start, problem=f"the line is longer than {MAX_LINE_CHARS:,} characters")
+                yield Record(start, problem=f"the line is longer than {MAX_LINE_CHARS:,} characters", row=number)
                 continue
             if spanned and (isinstance(row, csv.Error) or len(row) != len(columns)):
                 # A quote that is never closed swallows the lines after it: read them again on their own.
                 lines.replay(spanned)
                 yield Record(start, problem=f"a quote opened here is never closed; the line is skipped "
-                                            f"and reading goes on at line {start + 1}")
+                                            f"and reading goes on at line {start + 1}", row=number)
                 continue
             if isinstance(row, csv.Error):
-                yield Record(start, problem=_csv_problem(row))
+                yield Record(start, problem=_csv_problem(row), row=number)
                 continue
             if not any(cell.strip() for cell in row):
                 continue  # blank line
             if len(row) > len(columns):
                 yield Record(start, problem=f"{len(row)} fields but the header has {len(columns)} "
-                                            f"(an unquoted {NAMES[delimiter]} in the text?)")
+                                            f"(an unquoted {NAMES[delimiter]} in the text?)", row=number)
                 continue
-            yield Record(start, dict(zip(columns, row)))
+            yield Record(start, dict(zip(columns, row)), row=number)
+
+
+def place(fmt: str, row: int, line: int) -> str:
+    """Where a row is, as messages say it: "Row 5" in a table (CSV/TSV, Excel), with "(file line 9)" when
+    quoted line breaks put it on another line of the text file; "Line 5" in JSON and JSONL files."""
+    if fmt == "xlsx" or (fmt == "csv" and row == line):
+        return f"Row {row}"
+    if fmt == "csv":
+        return f"Row {row} (file line {line})"
+    return f"Line {line}"
 
 
 def _csv_problem(err: csv.Error) -> str:

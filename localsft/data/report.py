@@ -11,13 +11,18 @@ MAX_LISTED = 500  # problems kept in the list; all of them are counted in stats
 
 @dataclass
 class Problem:
-    """One finding. line: file line (spreadsheet row) or None for the whole file."""
+    """One finding. row: the spreadsheet row (readers.Record.row), line: the file line it starts on;
+    both None for the whole file."""
 
     line: int | None
     column: str | None
     severity: str  # "error" (row dropped, or the set cannot be trained) or "warning" (kept)
     message: str
     code: str = ""  # short reason, the key of stats["dropped"] / stats["warnings"]
+    row: int | None = None  # None: the same as line
+
+    def __post_init__(self):
+        self.row = self.line if self.row is None else self.row
 
 
 @dataclass
@@ -32,18 +37,20 @@ class DataReport:
     trainable: bool = False
     examples: list[dict] = field(default_factory=list, repr=False)
     lines: list[int] = field(default_factory=list, repr=False)  # file line of each kept example
+    rows: list[int] = field(default_factory=list, repr=False)  # spreadsheet row of each kept example
     dropped: Counter = field(default_factory=Counter, repr=False)
     warned: Counter = field(default_factory=Counter, repr=False)
 
-    def add(self, line: int | None, severity: str, message: str, column: str | None = None, code: str = "") -> None:
+    def add(self, line: int | None, severity: str, message: str, column: str | None = None, code: str = "",
+            row: int | None = None) -> None:
         counter = self.dropped if severity == "error" and line is not None else self.warned
         if line is not None:
             counter[code or "other"] += 1
         if len(self.problems) < MAX_LISTED or line is None:
-            self.problems.append(Problem(line, column, severity, message, code))
+            self.problems.append(Problem(line, column, severity, message, code, row))
 
     def to_dict(self) -> dict:
-        """Stable JSON keys: path, rows_read, rows_kept, trainable, problems, stats."""
+        """Stable JSON keys: path, rows_read, rows_kept, trainable, problems (each with its row and line), stats."""
         return {"path": self.path, "rows_read": self.rows_read, "rows_kept": self.rows_kept,
                 "trainable": self.trainable, "problems": [asdict(p) for p in self.problems], "stats": self.stats}
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from localsft.data.mapping import CHAT_NAMES, INPUT_NAMES, SYSTEM_NAMES, TEXT_NAMES, _find
 from localsft.data.formats import open_source
-from localsft.data.readers import Source
+from localsft.data.readers import Source, place
 from localsft.errors import UserError
 
 
@@ -46,27 +46,28 @@ def choose_input_column(columns: list[str], given: str | None) -> str:
                     "Choose it with --input-col.")
 
 
-def _chat(value, line: int, column: str) -> tuple[list[dict] | None, str | None]:
+def _chat(value, where: str, column: str) -> tuple[list[dict] | None, str | None]:
     """A chat column's messages, without a trailing assistant turn (that is what we write)."""
     if not isinstance(value, list) or not all(isinstance(m, dict) and "content" in m for m in value):
-        return None, f"line {line}: column {column!r} is not a list of chat messages"
+        return None, f"{where}: column {column!r} is not a list of chat messages"
     messages = [{"role": m.get("role", "user"), "content": str(m["content"])} for m in value]
     while messages and messages[-1]["role"] == "assistant":
         messages.pop()
-    return (messages, None) if messages else (None, f"line {line}: no user message to answer")
+    return (messages, None) if messages else (None, f"{where}: no user message to answer")
 
 
-def to_messages(fields: dict, line: int, column: str, system_column: str | None,
+def to_messages(fields: dict, where: str, column: str, system_column: str | None,
                 system_prompt: str | None) -> tuple[list[dict] | None, str | None]:
-    """The chat for one row (the run's system prompt unless the row has its own), or a note."""
+    """The chat for one row (the run's system prompt unless the row has its own), or a note that
+    begins with `where` (the row as messages name it: readers.place)."""
     value = fields.get(column)
     if isinstance(value, list):
-        return _chat(value, line, column)
+        return _chat(value, where, column)
     if isinstance(value, dict):
-        return None, f"line {line}: column {column!r} holds an object, not text"
+        return None, f"{where}: column {column!r} holds an object, not text"
     text = "" if value is None else str(value).replace("\r\n", "\n").strip()
     if not text:
-        return None, f"line {line}: the input (column {column!r}) is empty"
+        return None, f"{where}: the input (column {column!r}) is empty"
     system = str(fields.get(system_column) or "").strip() if system_column else ""
     system = system or system_prompt or ""
     return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": text}], None
@@ -88,9 +89,10 @@ def read_inputs(path: str | Path, input_column: str | None = None, sheet: str | 
     system_column = _find([c for c in columns if c != column], SYSTEM_NAMES, set())
     rows = []
     for record in records:
+        where = place(source.format, record.row, record.line).lower()
         if record.problem:
-            rows.append(InputRow(record.line, {}, note=f"line {record.line}: {record.problem}"))
+            rows.append(InputRow(record.line, {}, note=f"{where}: {record.problem}"))
             continue
-        messages, note = to_messages(record.data, record.line, column, system_column, system_prompt)
+        messages, note = to_messages(record.data, where, column, system_column, system_prompt)
         rows.append(InputRow(record.line, record.data, messages, note))
     return InputTable(source, columns, column, rows)

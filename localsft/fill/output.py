@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from localsft.data.formats import open_source
+from localsft.data.readers import place
 from localsft.errors import UserError
 
 ANSWER, BASE_ANSWER, FORMAT_OK = "answer", "base answer", "format ok"
@@ -109,15 +110,17 @@ def read_done(path: Path, columns: list[str], input_column: str, inputs: list[di
     Refuses a file that is not such a fill: other columns, or rows that differ from the inputs.
     """
     source = open_source(path, sheet)
-    done = [record.data or {} for record in source.rows]
+    records = list(source.rows)
+    done = [record.data or {} for record in records]
     found = source.columns or (list(done[0]) if done else columns)
     if found != columns:
         raise UserError(f"{path} does not look like a fill of these inputs (its columns: {', '.join(found)}; "
                         f"expected: {', '.join(columns)}). Choose another --out, or drop --resume.")
-    for number, (row, given) in enumerate(zip(done, inputs), start=1):
+    for number, (record, row, given) in enumerate(zip(records, done, inputs), start=1):
         if _cell(row.get(input_column)).strip() != _cell(given.get(input_column)).strip():
-            raise UserError(f"{path} row {number} answers a different input than the input file's row "
-                            f"{number}; it belongs to another file. Choose another --out.")
+            where = place(source.format, record.row, record.line).lower()
+            raise UserError(f"{path}, {where} (example {number}), answers a different input than example "
+                            f"{number} of the input file; it belongs to another file. Choose another --out.")
     if len(done) > len(inputs):
         raise UserError(f"{path} has more rows ({len(done)}) than the inputs ({len(inputs)}).")
     return done
