@@ -40,7 +40,7 @@ def build() -> gr.Blocks:
         tabs.change(compare.refresh, compare.run, compare.run).then(
             feedback.refresh, compare.feedback_in, compare.feedback_out)
         demo.load(feedback.refresh, compare.feedback_in, compare.feedback_out)
-        tabs.change(export.refresh, export.run, export.run)
+        tabs.change(export.refresh, export.run, export.shown)
         tabs.change(use.refresh, [use.file, use.target], [use.file, use.target])
         demo.load(use.refresh, [use.file, use.target], [use.file, use.target])
         demo.load(use.poll, None, [use.status, use.download])

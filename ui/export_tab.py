@@ -66,6 +66,14 @@ def finished_exports(run: str | None) -> tuple[list[str], str]:
 
 
 @plain_errors
+def refresh(selected: str | None):
+    """The runs list (the choice kept) and that run's finished exports, each time the tab opens: a run
+    chosen as the page loads never fires the dropdown's change, so its exports would not be listed."""
+    runs = run_dropdown(selected)
+    return (runs, *finished_exports(runs["value"]))
+
+
+@plain_errors
 def export(run: str | None, formats: list[str], quantize: str, progress=gr.Progress()):
     """Export each chosen format; returns every finished export (downloads, list) and how to use the new ones."""
     from localsft.export import export_run
@@ -126,4 +134,4 @@ def build() -> SimpleNamespace:
     export_btn.click(export, [run, formats, quantize], [files, listing, notes])
     run.change(plain_errors(finished_exports), run, [files, listing])
     push_btn.click(push, [run, push_fmt, repo, token, private], [token, push_note])
-    return SimpleNamespace(run=run, refresh=run_dropdown, open=open)
+    return SimpleNamespace(run=run, refresh=refresh, shown=[run, files, listing], open=open)
