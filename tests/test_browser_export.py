@@ -9,6 +9,7 @@ import io
 import re
 import zipfile
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from support.browser import browser_page, open_tab, running_app, shot
@@ -66,6 +67,10 @@ def export_two_formats(page) -> dict[str, zipfile.ZipFile]:
         page.locator("#export-go").click()
         expect(listing.locator("tr")).to_have_count(count + 1, timeout=180_000)
         expect(page.locator("#export-files a[href]")).to_have_count(count, timeout=30_000)
+    notes = page.locator("#export-notes")  # the card's "how to use" of the new export
+    expect(notes).to_contain_text("ollama create spring-taglines -f Modelfile")
+    for path in ("/tmp", str(Path.home())):
+        expect(notes).not_to_contain_text(path)
     shot(page, "export-two-formats")
 
     page.reload()  # the list is rebuilt from the run folder, not kept in the page
@@ -79,6 +84,7 @@ def export_two_formats(page) -> dict[str, zipfile.ZipFile]:
     downloads = {}
     for link in page.locator("#export-files a[href]").all():
         href = link.get_attribute("href")
+        assert unquote(href).rsplit("/", 1)[1].startswith(f"{NAME}-"), href  # the download's file name
         response = page.request.get(href)
         assert response.ok, f"{href}: {response.status}"
         body = response.body()

@@ -144,7 +144,8 @@ def test_a_named_run_and_its_exports_stay_listed_with_their_sizes(run_name):
     assert export_tab.finished_exports(run_name) == ([], "No exports of this run yet.")
     files, listing, notes = export_tab.export(run_name, ["peft"], "none")
     files, listing, notes = export_tab.export(run_name, ["adapter"], "none")  # the next export...
-    assert [f.rsplit("/", 1)[1] for f in files] == ["tuned-run-adapter.zip", "tuned-run-peft.zip"]  # ...keeps the first
+    assert [f.rsplit("/", 1)[1] for f in files] == ["Spring taglines-adapter.zip",
+                                                    "Spring taglines-peft.zip"]  # ...keeps the first
     assert listing.count("<tr>") == 3 and "KB" in listing
     card = (paths.runs_dir() / run_name / "exports" / "peft" / "README.md").read_text()
     assert "\n# Spring taglines\n" in card and str(paths.home()) not in card

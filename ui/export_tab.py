@@ -6,16 +6,21 @@ cleared: it is never saved or logged.
 
 from __future__ import annotations
 
+import contextlib
 import html
+import re
 import shutil
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
 
+from localsft import paths
 from localsft.runs import jobs
 from localsft.errors import UserError
+from localsft.runs.names import display_name
 from localsft_ui import served_files
 from localsft_ui.common import finished_run_choices, plain_errors, run_dropdown
 
@@ -32,14 +37,36 @@ def open(name: str | None):  # noqa: A001  (the Runs tab's "Open in Export")
 
 def zip_folder(folder: Path, name: str) -> Path:
     """One download per export: the folder as `name`.zip in downloads/ (the only folder served by path),
-    made again when it is missing (old downloads are cleaned up) or older than the export."""
+    made again when it is missing (old downloads are cleaned up), older than the export, or made from
+    another export (a run renamed since: its comment names the export it holds, never a local path)."""
     from localsft.export.pipeline import CHECK_FILE
 
     target = served_files.downloads_dir() / f"{name}.zip"
-    stamp = folder / CHECK_FILE
+    stamp, source = folder / CHECK_FILE, f"{folder.parent.parent.name}/{folder.name}".encode()
     if target.exists() and stamp.exists() and target.stat().st_mtime >= stamp.stat().st_mtime:
-        return target
-    return served_files.keep(shutil.make_archive(str(target.with_suffix("")), "zip", root_dir=folder))
+        with contextlib.suppress(OSError, zipfile.BadZipFile), zipfile.ZipFile(target) as made:
+            if made.comment == source:
+                return target
+    shutil.make_archive(str(target.with_suffix("")), "zip", root_dir=folder)
+    with zipfile.ZipFile(target, "a") as made:
+        made.comment = source
+    return served_files.keep(target)
+
+
+def _file_safe(name: str) -> str:
+    return re.sub(r"[^\w .()+-]+", "-", name).strip(" .-")
+
+
+def download_stem(run_dir: Path) -> str:
+    """What the run's downloads are called: its friendly name made safe for a file name ("Spring/Summer"
+    -> "Spring-Summer"), or its folder name when another run's name reads the same that way (one run's
+    zip must never stand in for another's)."""
+    stem = _file_safe(display_name(run_dir)) or run_dir.name
+    for other in paths.runs_dir().iterdir() if stem != run_dir.name else ():
+        if other.name != run_dir.name and stem.casefold() in (other.name.casefold(),
+                                                               _file_safe(display_name(other)).casefold()):
+            return run_dir.name
+    return stem
 
 
 def _size(path: Path) -> str:
@@ -53,9 +80,11 @@ def finished_exports(run: str | None) -> tuple[list[str], str]:
 
     if not run:
         return [], ""
-    folder = jobs.find_run(run).path / "exports"
+    run_dir = jobs.find_run(run).path
+    folder = run_dir / "exports"
     done = sorted(p for p in folder.iterdir() if (p / CHECK_FILE).exists()) if folder.is_dir() else []
-    zips = [zip_folder(p, f"{run}-{p.name}") for p in done]
+    stem = download_stem(run_dir)
+    zips = [zip_folder(p, f"{stem}-{p.name}") for p in done]
     if not zips:
         return [], "No exports of this run yet."
     rows = "".join(f"<tr><td>{html.escape(FORMAT_HELP.get(p.name, p.name))}</td><td>{_size(z)}</td>"
@@ -120,7 +149,7 @@ def build() -> SimpleNamespace:
         listing = gr.HTML(elem_id="export-listing")
         files = gr.File(label="Downloads (every finished export of this run)", file_count="multiple",
                         interactive=False, elem_id="export-files")
-        notes = gr.Markdown()
+        notes = gr.Markdown(elem_id="export-notes")
         with gr.Accordion("Push to the Hugging Face Hub", open=False):
             with gr.Row():
                 push_fmt = gr.Dropdown(list(PUSHABLE), value="adapter", label="Format")

@@ -9,6 +9,7 @@ use the folder in each tool.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -93,6 +94,11 @@ def _local_base_loader(tuned: Tuned) -> str:
     return f'AutoModelForCausalLM.from_pretrained(os.path.expanduser("~/.localsft/models/{tuned.base_path.name}"))'
 
 
+def _ollama_name(name: str) -> str:
+    """The run's name as Ollama accepts a model name ("Spring taglines" -> "spring-taglines")."""
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "my-model"
+
+
 def usage(fmt: str, out: Path, tuned: Tuned, gguf_name: str = "model.gguf") -> str:
     """How to load this export in the tools people use, run from inside the export folder
     (paths relative to it, so the card is right wherever the folder is copied)."""
@@ -112,7 +118,8 @@ def usage(fmt: str, out: Path, tuned: Tuned, gguf_name: str = "model.gguf") -> s
                  "model = PeftModel.from_pretrained(base, \".\")",
                  "# offline, on the local base:", f"base = {_local_base_loader(tuned)}",
                  "model = PeftModel.from_pretrained(base, \".\")", "```"],
-        "gguf": ["```bash", "ollama create my-model -f Modelfile && ollama run my-model",
+        "gguf": ["```bash", f"ollama create {_ollama_name(tuned.name)} -f Modelfile && ollama run "
+                 f"{_ollama_name(tuned.name)}",
                  f"lms import {gguf_name}   # LM Studio (or drag the file into its My Models tab)",
                  f"llama-cli -m {gguf_name} -cnv", "```"],
     }
