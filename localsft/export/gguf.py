@@ -2,7 +2,8 @@
 Ollama and LM Studio.
 
 Written with the `gguf` package (llama.cpp's own writer library), in llama.cpp's names and
-conventions for each architecture (q/k row order for llama, 1 + w norms for Gemma). The
+conventions for each architecture (q/k row order for llama, 1 + w norms for Gemma, fused
+qkv and gate-up matrices for Phi-3, which mlx-lm keeps fused too). The
 tokenizer (gguf_vocab.py), special ids and the chat template go with it, so llama.cpp
 tokenizes and formats chats like the base model.
 An Ollama Modelfile is written beside it (see ollama.py).
@@ -28,7 +29,8 @@ from localsft.models.gguf_names import to_gguf
 #                norm weights stored as 1 + w: Gemma's RMSNorm scales by 1 + w, llama.cpp's by w)
 ARCHITECTURES = {"llama": ("llama", True, False), "mistral": ("llama", True, False),
                  "qwen2": ("qwen2", False, False), "qwen3": ("qwen3", False, False),
-                 "gemma2": ("gemma2", False, True)}
+                 "gemma2": ("gemma2", False, True), "gemma3_text": ("gemma3", False, True),
+                 "phi3": ("phi3", False, False)}
 SUPPORTED = tuple(ARCHITECTURES)
 def tensor_type(tuned: Tuned, bits: int | None) -> str:
     """q8_0 when re-quantizing to 8 bits, f32 when fp32 was asked for, else f16."""
@@ -69,20 +71,36 @@ def _add_hparams(writer, tuned: Tuned, kind: str) -> None:
     writer.add_feed_forward_length(c["intermediate_size"])
     writer.add_head_count(heads)
     writer.add_head_count_kv(c.get("num_key_value_heads", heads))
-    writer.add_rope_dimension_count(c.get("head_dim") or c["hidden_size"] // heads)
     writer.add_layer_norm_rms_eps(c.get("rms_norm_eps", 1e-5))
     writer.add_rope_freq_base(c.get("rope_theta", 10000.0))
     writer.add_vocab_size(c["vocab_size"])
     head_dim = c.get("head_dim") or c["hidden_size"] // heads
     writer.add_key_length(head_dim)
     writer.add_value_length(head_dim)
+    writer.add_rope_dimension_count(int(head_dim * c.get("partial_rotary_factor", 1.0)))
+    _add_family_hparams(writer, c)
+    name = {"F32": "ALL_F32", "Q3_K": "MOSTLY_Q3_K_M", "Q4_K": "MOSTLY_Q4_K_M", "Q5_K": "MOSTLY_Q5_K_M"}
+    writer.add_file_type(gguf.LlamaFileType[name.get(kind.upper(), f"MOSTLY_{kind.upper()}")])
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+
+
+def _add_family_hparams(writer, c: dict) -> None:
+    """The keys llama.cpp reads for one architecture only (what its converter writes for it)."""
     if c["model_type"] == "gemma2":
         writer.add_attn_logit_softcapping(c.get("attn_logit_softcapping") or 50.0)
         writer.add_final_logit_softcapping(c.get("final_logit_softcapping") or 30.0)
         writer.add_sliding_window(c.get("sliding_window") or 4096)
-    name = {"F32": "ALL_F32", "Q3_K": "MOSTLY_Q3_K_M", "Q4_K": "MOSTLY_Q4_K_M", "Q5_K": "MOSTLY_Q5_K_M"}
-    writer.add_file_type(gguf.LlamaFileType[name.get(kind.upper(), f"MOSTLY_{kind.upper()}")])
-    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    elif c["model_type"] == "gemma3_text":
+        # local (sliding) layers have their own RoPE base; every n-th layer is global (n = the pattern)
+        writer.add_sliding_window(c.get("sliding_window") or 512)
+        writer.add_sliding_window_pattern(c.get("sliding_window_pattern", 6))
+        writer.add_rope_freq_base_swa(c.get("rope_local_base_freq", 10000.0))
+        if c.get("final_logit_softcapping"):
+            writer.add_final_logit_softcapping(c["final_logit_softcapping"])
+    elif c["model_type"] == "phi3":
+        writer.add_sliding_window(c.get("sliding_window") or 0)  # 0: no window (llama.cpp's reading)
+        writer.add_rope_scaling_orig_ctx_len(c.get("original_max_position_embeddings")
+                                             or c.get("max_position_embeddings", 4096))
 
 
 def _add_tokenizer(writer, tuned: Tuned) -> None:
