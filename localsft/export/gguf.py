@@ -11,6 +11,7 @@ An Ollama Modelfile is written beside it (see ollama.py).
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -57,12 +58,27 @@ def _tensors(tuned: Tuned) -> dict[str, np.ndarray]:
     return out
 
 
+# llama.cpp gives a model whose general.name contains "phi3" or "phi-3" (any case, any architecture)
+# Phi-3's tokenizer rules, looking these tokens up by text: without one of them it refuses to load
+# the file ("error loading model vocabulary: _Map_base::at").
+_PHI3_RULE_TOKENS = ("<unk>", "<s>", "</s>", "<|endoftext|>")
+
+
+def file_name(tuned: Tuned) -> str:
+    """general.name: the tuned model's name, with "Phi-3" spelt so llama.cpp loads it if its rules cannot apply."""
+    name = tuned.name or f"{tuned.base_path.name} (tuned)"  # the tuned model, not its base
+    vocab = tuned.tokenizer.get_vocab()
+    if not all(token in vocab for token in _PHI3_RULE_TOKENS):
+        name = re.sub(r"(?i)phi-?3", "Phi 3", name)
+    return name
+
+
 def _add_hparams(writer, tuned: Tuned, kind: str) -> None:
     import gguf
 
     c = tuned.base_config
     heads = c["num_attention_heads"]
-    writer.add_name(tuned.name or f"{tuned.base_path.name} (tuned)")  # the tuned model, not its base
+    writer.add_name(file_name(tuned))
     if base_license(tuned):
         writer.add_license(base_license(tuned))
     writer.add_context_length(c.get("max_position_embeddings", 4096))
