@@ -120,6 +120,8 @@ def model_config(meta: dict, vocab_size: int, tied: bool) -> dict:
         "bos_token_id": _scalar(meta, "tokenizer.ggml.bos_token_id"),
         "eos_token_id": _scalar(meta, "tokenizer.ggml.eos_token_id"),
     }
+    if _scalar(meta, "tokenizer.ggml.padding_token_id") is not None:  # else transformers assumes its own default
+        config["pad_token_id"] = _scalar(meta, "tokenizer.ggml.padding_token_id")
     if arch == "llama":
         config.update({"attention_bias": False, "mlp_bias": False})
     if arch == "gemma2":  # llama.cpp scales queries by 1/sqrt(head_dim), as Gemma 2 2B and 9B do
