@@ -25,6 +25,7 @@ from localsft.export.layout import adds_bos, chat_template, end_of_turn_ids
 from localsft.export.merge import Tuned, base_license, float_weights, load_exported
 from localsft.export.ollama import write_modelfile
 from localsft.models.gguf_names import to_gguf
+from localsft.models.rope_scaling import llama3_factors, scaling_kind
 
 # model_type -> (llama.cpp architecture, q/k rows permuted for llama.cpp's interleaved RoPE,
 #                norm weights stored as 1 + w: Gemma's RMSNorm scales by 1 + w, llama.cpp's by w)
@@ -55,6 +56,8 @@ def _tensors(tuned: Tuned) -> dict[str, np.ndarray]:
         elif norm_plus_one and name.endswith("norm.weight"):
             value = value + 1
         out[to_gguf(name, model_type)] = np.array(value)
+    if scaling_kind(tuned.base_config) == "llama3":  # Llama 3.1+: llama.cpp reads the scaling as a tensor
+        out["rope_freqs.weight"] = llama3_factors(tuned.base_config)
     return out
 
 
@@ -94,6 +97,9 @@ def _add_hparams(writer, tuned: Tuned, kind: str) -> None:
     writer.add_key_length(head_dim)
     writer.add_value_length(head_dim)
     writer.add_rope_dimension_count(int(head_dim * c.get("partial_rotary_factor", 1.0)))
+    if scaling_kind(c) == "linear":  # Gemma 3 4B and up (its global layers)
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(c["rope_scaling"]["factor"])
     _add_family_hparams(writer, c)
     name = {"F32": "ALL_F32", "Q3_K": "MOSTLY_Q3_K_M", "Q4_K": "MOSTLY_Q4_K_M", "Q5_K": "MOSTLY_Q5_K_M"}
     writer.add_file_type(gguf.LlamaFileType[name.get(kind.upper(), f"MOSTLY_{kind.upper()}")])
@@ -157,6 +163,10 @@ def write_file(tuned: Tuned, path: Path, kind: str, quantize: Callable | None = 
     if model_type not in ARCHITECTURES:
         raise UserError(f"The GGUF export handles {', '.join(SUPPORTED)} models; this base is "
                         f"{model_type!r}. Export `hf` and convert it with llama.cpp's convert_hf_to_gguf.py.")
+    if scaling_kind(tuned.base_config) not in ("default", "linear", "llama3"):
+        raise UserError(f"The GGUF export writes linear and Llama 3 RoPE scaling; this base uses "
+                        f"{scaling_kind(tuned.base_config)!r} (its config.json's rope_scaling). Export `hf` and "
+                        f"convert it with llama.cpp's convert_hf_to_gguf.py.")
     qtype = gguf.GGMLQuantizationType[kind.upper()]
     quantize = quantize or (lambda _name, array, qtype: (gguf.quants.quantize(array, qtype), qtype))
     writer = gguf.GGUFWriter(str(path), ARCHITECTURES[model_type][0])

@@ -16,9 +16,11 @@ from collections import Counter
 from pathlib import Path
 
 import mlx.core as mx
+import numpy as np
 
 from localsft.errors import UserError
 from localsft.models.gguf_names import from_gguf
+from localsft.models.rope_scaling import llama3_scaling
 from localsft.models.tokenizer_build import write_tokenizer
 
 SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3")
@@ -60,7 +62,6 @@ def _reader(path: Path):
 
 def _read_with_gguf_package(path: Path, reader) -> tuple[dict, dict]:
     """Tensors dequantized to fp16 (vectors fp32) and metadata, with the `gguf` package's reader."""
-    import numpy as np
     from gguf.quants import dequantize
 
     meta = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
@@ -122,6 +123,8 @@ def model_config(meta: dict, vocab_size: int, tied: bool) -> dict:
     }
     if _scalar(meta, "tokenizer.ggml.padding_token_id") is not None:  # else transformers assumes its own default
         config["pad_token_id"] = _scalar(meta, "tokenizer.ggml.padding_token_id")
+    if _scalar(meta, f"{arch}.rope.scaling.type") == "linear":
+        config["rope_scaling"] = {"rope_type": "linear", "factor": float(_scalar(meta, f"{arch}.rope.scaling.factor"))}
     if arch == "llama":
         config.update({"attention_bias": False, "mlp_bias": False})
     if arch == "gemma2":  # llama.cpp scales queries by 1/sqrt(head_dim), as Gemma 2 2B and 9B do
@@ -190,7 +193,10 @@ def import_gguf(path: Path, out_dir: Path) -> dict:
     tokens = meta.get("tokenizer.ggml.tokens")
     if not tokens:
         raise UserError(f"{path} has no tokenizer in its metadata; cannot import it.")
+    factors = weights.pop("rope_freqs.weight", None)  # Llama 3.1+'s RoPE scaling
     config = model_config(meta, len(tokens), tied="output.weight" not in weights)
+    if factors is not None:
+        config["rope_scaling"] = llama3_scaling(np.array(factors.astype(mx.float32)), config)
     converted, quant = convert_weights(weights, config)
     if quant:
         config["quantization"] = quant
