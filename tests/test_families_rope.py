@@ -1,9 +1,10 @@
-"""RoPE scaling in GGUF: Llama 3.1+'s (a `rope_freqs` tensor) and Gemma 3's linear scaling, both ways.
+"""RoPE scaling in GGUF, both ways: Llama 3.1+'s (a `rope_freqs` tensor), Gemma 3's linear scaling and
+Phi-3.5's longrope (two factor tensors and an attention factor).
 
 Tiny models with the scaling of the real ones (Llama 3.2: llama3 scaling; Gemma 3 4B and up: linear
-on the global layers), exported as GGUF, read back by localsft's importer (the export's own check)
-and by real llama.cpp, whose logits on a prompt longer than the original context must be MLX's.
-A scaling the export does not write (Phi-3.5's longrope) is a plain refusal.
+on the global layers; Phi-3.5: longrope past a 128-token original context), exported as GGUF, read
+back by localsft's importer (the export's own check) and by real llama.cpp, whose logits on a prompt
+longer than the original context must be MLX's. A scaling the export does not write is a plain refusal.
 """
 
 from __future__ import annotations
@@ -23,19 +24,24 @@ LLAMA3 = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0, "low_fr
           "high_freq_factor": 4.0, "original_max_position_embeddings": 64}
 GEMMA3 = {"full_attention": {"rope_type": "linear", "rope_theta": 1000000.0, "factor": 8.0},
           "sliding_attention": {"rope_type": "default", "rope_theta": 10000.0}}
-PHI35 = {"rope_type": "longrope", "rope_theta": 10000.0, "original_max_position_embeddings": 256,
+PHI35 = {"rope_type": "longrope", "rope_theta": 10000.0, "original_max_position_embeddings": 128,
          "long_factor": [1.0, 1.1, 1.3, 1.6, 2.0, 2.5, 3.0, 4.0], "short_factor": [1.0] * 8}
+DYNAMIC = {"rope_type": "dynamic", "rope_theta": 500000.0, "factor": 2.0}
 
 
 def _run(family: str, rope: dict, tmp_path):
     from localsft.models.store import add_model
 
-    spec = dataclasses.replace(BY_NAME[family], extra={**BY_NAME[family].extra, "rope_parameters": rope})
+    extra = {**BY_NAME[family].extra, "rope_parameters": rope}
+    if "original_max_position_embeddings" in rope and family == "phi3":  # Phi-3 keeps it beside rope_parameters
+        extra["original_max_position_embeddings"] = rope["original_max_position_embeddings"]
+    spec = dataclasses.replace(BY_NAME[family], extra=extra)
     info = add_model(str(build_family_model(spec, tmp_path / "hf")), name=f"scaled-{family}")
     return make_export_run(tmp_path / "run", info.path)
 
 
-@pytest.mark.parametrize("family, rope, kind", [("llama3", LLAMA3, "llama3"), ("gemma3", GEMMA3, "linear")])
+@pytest.mark.parametrize("family, rope, kind", [("llama3", LLAMA3, "llama3"), ("gemma3", GEMMA3, "linear"),
+                                                ("phi3", PHI35, "longrope")])
 def test_scaled_rope_runs_in_llama_cpp_like_mlx(family, rope, kind, tmp_path):
     from localsft.export.check import probe_logits
     from localsft.export.merge import load_tuned
@@ -61,8 +67,8 @@ def test_scaled_rope_runs_in_llama_cpp_like_mlx(family, rope, kind, tmp_path):
 
 
 def test_a_scaling_the_export_does_not_write_is_named(tmp_path):
-    run = _run("phi3", PHI35, tmp_path)
-    with pytest.raises(UserError, match="'longrope'.*convert_hf_to_gguf"):
+    run = _run("llama3", DYNAMIC, tmp_path)
+    with pytest.raises(UserError, match="'dynamic'.*convert_hf_to_gguf"):
         export_run(run, "gguf", out=tmp_path / "gguf")
 
 

@@ -25,7 +25,7 @@ from localsft.export.layout import adds_bos, chat_template, end_of_turn_ids
 from localsft.export.merge import Tuned, base_license, float_weights, load_exported
 from localsft.export.ollama import write_modelfile
 from localsft.models.gguf_names import to_gguf
-from localsft.models.rope_scaling import llama3_factors, scaling_kind
+from localsft.models.rope_scaling import LONGROPE, llama3_factors, longrope, scaling_kind
 
 # model_type -> (llama.cpp architecture, q/k rows permuted for llama.cpp's interleaved RoPE,
 #                norm weights stored as 1 + w: Gemma's RMSNorm scales by 1 + w, llama.cpp's by w)
@@ -58,6 +58,8 @@ def _tensors(tuned: Tuned) -> dict[str, np.ndarray]:
         out[to_gguf(name, model_type)] = np.array(value)
     if scaling_kind(tuned.base_config) == "llama3":  # Llama 3.1+: llama.cpp reads the scaling as a tensor
         out["rope_freqs.weight"] = llama3_factors(tuned.base_config)
+    elif scaling_kind(tuned.base_config) in LONGROPE:  # Phi-3.5 and the 128k Phi-3s
+        out["rope_factors_long.weight"] = out["rope_factors_short.weight"] = longrope(tuned.base_config)[0]
     return out
 
 
@@ -123,6 +125,8 @@ def _add_family_hparams(writer, c: dict) -> None:
         writer.add_sliding_window(c.get("sliding_window") or 0)  # 0: no window (llama.cpp's reading)
         writer.add_rope_scaling_orig_ctx_len(c.get("original_max_position_embeddings")
                                              or c.get("max_position_embeddings", 4096))
+        if scaling_kind(c) in LONGROPE:
+            writer.add_rope_scaling_attn_factors(longrope(c)[1])
 
 
 def _add_tokenizer(writer, tuned: Tuned) -> None:
@@ -163,8 +167,9 @@ def write_file(tuned: Tuned, path: Path, kind: str, quantize: Callable | None = 
     if model_type not in ARCHITECTURES:
         raise UserError(f"The GGUF export handles {', '.join(SUPPORTED)} models; this base is "
                         f"{model_type!r}. Export `hf` and convert it with llama.cpp's convert_hf_to_gguf.py.")
-    if scaling_kind(tuned.base_config) not in ("default", "linear", "llama3"):
-        raise UserError(f"The GGUF export writes linear and Llama 3 RoPE scaling; this base uses "
+    if scaling_kind(tuned.base_config) not in ("default", "linear", "llama3", *LONGROPE) or \
+            scaling_kind(tuned.base_config) in LONGROPE and model_type != "phi3":
+        raise UserError(f"The GGUF export writes linear, Llama 3 and Phi-3 RoPE scaling; this base uses "
                         f"{scaling_kind(tuned.base_config)!r} (its config.json's rope_scaling). Export `hf` and "
                         f"convert it with llama.cpp's convert_hf_to_gguf.py.")
     qtype = gguf.GGMLQuantizationType[kind.upper()]

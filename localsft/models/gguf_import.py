@@ -197,6 +197,10 @@ def import_gguf(path: Path, out_dir: Path) -> dict:
     config = model_config(meta, len(tokens), tied="output.weight" not in weights)
     if factors is not None:
         config["rope_scaling"] = llama3_scaling(np.array(factors.astype(mx.float32)), config)
+    long, short = weights.pop("rope_factors_long.weight", None), weights.pop("rope_factors_short.weight", None)
+    if long is not None:  # Phi-3.5's longrope (mlx-lm runs the long factors at every length)
+        config["rope_scaling"] = {"type": "longrope", "rope_type": "longrope", "long_factor": long.tolist(),
+                                  "short_factor": (short if short is not None else long).tolist()}
     converted, quant = convert_weights(weights, config)
     if quant:
         config["quantization"] = quant

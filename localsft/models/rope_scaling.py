@@ -2,7 +2,8 @@
 
 llama.cpp keeps Llama 3.1+'s scaling ("llama3": low frequencies slowed down for long contexts) as
 a tensor, `rope_freqs.weight`: one factor per rotated pair by which its wavelength is multiplied;
-linear scaling as two keys (`rope.scaling.type`, `rope.scaling.factor`). The factors are what
+linear scaling as two keys (`rope.scaling.type`, `rope.scaling.factor`); Phi-3.5's "longrope" as two
+tensors (`rope_factors_long` / `rope_factors_short`) and an attention factor. The factors are what
 mlx-lm's own RoPE computes, so a GGUF export runs in llama.cpp with the positions MLX trained with;
 on import the llama3 parameters are solved back from the factors (the factors are all llama.cpp has).
 """
@@ -15,6 +16,7 @@ from localsft.errors import UserError
 
 # Any original context gives the same factors once the other parameters are solved for it
 _CONTEXT = 8192  # Llama 3.1 and 3.2's own
+LONGROPE = ("longrope", "su")  # Phi-3's names for it
 
 
 def scaling_kind(config: dict) -> str:
@@ -74,3 +76,17 @@ def llama3_scaling(factors: np.ndarray, config: dict) -> dict:
     if not np.allclose(llama3_factors({**config, "rope_scaling": scaling}), factors, rtol=1e-4, atol=1e-6):
         raise UserError("The GGUF file's rope_freqs are not Llama 3's RoPE scaling; localsft cannot read them.")
     return scaling
+
+
+def longrope(config: dict) -> tuple[np.ndarray, float]:
+    """Phi-3.5's per-pair factors and attention factor as mlx-lm runs them.
+
+    mlx-lm applies the long factors at every length (transformers switches to them past the original
+    context), so both of llama.cpp's factor tensors get the long ones: llama.cpp then runs what was trained.
+    """
+    import math
+
+    scaling, original = config["rope_scaling"], config.get("original_max_position_embeddings", 4096)
+    stretch = config.get("max_position_embeddings", original) / original
+    attention = math.sqrt(1 + math.log(stretch) / math.log(original)) if stretch > 1 else 1.0
+    return np.array(scaling["long_factor"], dtype=np.float32), attention
