@@ -181,8 +181,13 @@ def _mlx_greedy(tuned, ids: list[int], count: int) -> list[int]:
 
 def test_gguf_export_runs_in_real_llama_cpp_like_mlx(prepared, tmp_path):
     """Every family's f32 GGUF: llama.cpp tokenizes the chat, scores it and answers greedily like MLX."""
+    from gguf import GGUFReader
+
     (result,) = export_run(prepared.run, "gguf", out=tmp_path, dtype="float32")
     assert result.check.passed, result.check.summary()
+    name = GGUFReader(str(result.path / "model-f32.gguf")).fields["general.name"].contents()
+    # the run is named after its family; the tiny Phi-3 lacks <|endoftext|>, which llama.cpp's Phi-3 rule needs
+    assert name == ("Phi 3" if prepared.family.name == "phi3" else prepared.family.name)
     if missing_reason():
         pytest.skip(missing_reason())
     tuned = load_tuned(RunFolder.open(prepared.run))
