@@ -76,7 +76,7 @@ def main() -> None:
     tmp = Path(args.reuse) if args.reuse else Path(tempfile.mkdtemp(prefix="export-consumers-"))
     run = args.run or (tmp / "run" if args.reuse else None)
     if run is None:
-        from test_export_runs import make_run
+        from support.runs import make_export_run as make_run
 
         from localsft.models.store import resolve_model
 

@@ -20,7 +20,6 @@ from support.families import FAMILIES, build_family_model, make_chat_data
 from support.go_template import ollama_render
 from support.llama_cpp import missing_reason, run_llama_cpp
 
-from localsft.errors import UserError
 from localsft.export import export_run
 from localsft.export.check import Probe, probe_logits
 from localsft.export.merge import load_tuned
@@ -36,7 +35,9 @@ CHATS = [
      {"role": "user", "content": "Question: what is two plus two?"},
      {"role": "assistant", "content": "Answer: four."}],
 ]
-GGUF_FAMILIES = ("llama3", "qwen2.5", "qwen3", "gemma2", "mistral")
+GREEDY_TOKENS = 8
+QUESTIONS = ["What is the capital of France?", "fox dog Paris shoes"]
+ANSWER_TOKENS = 16
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Prepared:
     run: Path
     ids: list[list[int]]  # held-out chats, as the run's tokenizer renders them
     reference: list[np.ndarray]  # adapter-on-base logits in MLX (fp32)
+    home: Path  # the localsft home holding the model and the run
 
 
 def _chats(family) -> list[list[dict]]:
@@ -64,16 +66,20 @@ def prepared(request, tmp_path_factory) -> Prepared:
         mp.setenv("LOCALSFT_HOME", str(root / "home"))
         source = build_family_model(family, root / "hf")
         info = add_model(str(source), name=f"tiny-{family.name}")
-        config = TrainConfig(model=str(info.path), data=str(make_chat_data(root / "data")), epochs=1, lora_rank=4,
-                             precision="float32", batch_tokens=256, pack_width=128, max_seq_len=128,
-                             learning_rate=2e-3, sample_prompts=0, eval_every=4, early_stopping_patience=0)
-        train(config, root / "run")
-    run = root / "run"
+        # one short answer to learn: 40 steps teach every family to give it and end its turn
+        data = make_chat_data(root / "data", answer="Yes, Paris.")
+        config = TrainConfig(model=str(info.path), data=str(data), iters=40, lora_rank=8, precision="float32",
+                             batch_tokens=256, pack_width=128, max_seq_len=128, learning_rate=5e-3,
+                             sample_prompts=0, eval_every=8, early_stopping_patience=0)
+        # in the store, so `serve` lists it; named after the family (a name with "phi3" in it
+        # changes how llama.cpp reads the vocabulary: see localsft.export.gguf.file_name)
+        run = root / "home" / "runs" / family.name
+        train(config, run)
     (run / "data" / "test.jsonl").write_text("".join(json.dumps({"messages": c}) + "\n" for c in _chats(family)))
     tuned = load_tuned(RunFolder.open(run))
     ids = [Probe(c[:-1], c[-1]["content"]).ids(tuned.tokenizer) for c in _chats(family)]
     reference = [np.array(x) for x in probe_logits(tuned.model, ids)]
-    return Prepared(family, info.path, run, ids, reference)
+    return Prepared(family, info.path, run, ids, reference, root / "home")
 
 
 def _torch_logits(model, ids: list[list[int]]) -> list[np.ndarray]:
@@ -140,28 +146,135 @@ def test_exports_read_back_by_transformers_and_peft_match_mlx(prepared, tmp_path
     _assert_close(_torch_logits(peft, prepared.ids), prepared.reference, 2e-3)
 
 
+def _llama_cpp_tokens(tokenizer, text: str) -> list[int]:
+    """What llama.cpp makes of a rendered chat: the tokenizer's own ids, except that a SentencePiece
+    vocabulary with a leading space ("▁" before plain words) gets it after every special token too
+    (llama.cpp's rule, the same for files from its own converter)."""
+    ids = list(tokenizer.encode(text, add_special_tokens=False))
+    space = tokenizer.get_vocab().get("▁")
+    if space is None or not tokenizer.convert_ids_to_tokens(tokenizer.encode("a", add_special_tokens=False))[0] \
+            .startswith("▁"):
+        return ids  # no leading-space rule (byte-level BPE, Gemma)
+    special = set(tokenizer.added_tokens_encoder.values())
+    out = []
+    for i, token in enumerate(ids):
+        out.append(token)
+        if token in special and i + 1 < len(ids) and ids[i + 1] not in special:
+            out.append(space)
+    return out
+
+
+def _mlx_greedy(tuned, ids: list[int], count: int) -> list[int]:
+    """MLX's greedy answer (adapter on base), up to the family's end-of-turn token (llama.cpp stops there too)."""
+    import mlx.core as mx
+    from mlx_lm.generate import generate_step
+
+    from localsft.export.layout import end_of_turn_ids
+
+    stops, out = set(end_of_turn_ids(tuned.tokenizer, tuned.base_config)), []
+    for token, _ in generate_step(mx.array(ids), tuned.model, max_tokens=count):
+        if int(token) in stops:
+            break
+        out.append(int(token))
+    return out
+
+
 def test_gguf_export_runs_in_real_llama_cpp_like_mlx(prepared, tmp_path):
-    if prepared.family.name not in GGUF_FAMILIES:
-        with pytest.raises(UserError, match=prepared.family.model_type):
-            export_run(prepared.run, "gguf", out=tmp_path, dtype="float32")
-        return
+    """Every family's f32 GGUF: llama.cpp tokenizes the chat, scores it and answers greedily like MLX."""
+    from gguf import GGUFReader
+
     (result,) = export_run(prepared.run, "gguf", out=tmp_path, dtype="float32")
     assert result.check.passed, result.check.summary()
+    name = GGUFReader(str(result.path / "model-f32.gguf")).fields["general.name"].contents()
+    # the run is named after its family; the tiny Phi-3 lacks <|endoftext|>, which llama.cpp's Phi-3 rule needs
+    assert name == ("Phi 3" if prepared.family.name == "phi3" else prepared.family.name)
     if missing_reason():
         pytest.skip(missing_reason())
     tuned = load_tuned(RunFolder.open(prepared.run))
+    prompts = [Probe(c[:-1], "").ids(tuned.tokenizer) for c in _chats(prepared.family)]
     texts = [tuned.tokenizer.apply_chat_template(c[:-1], tokenize=False, add_generation_prompt=True)
              for c in _chats(prepared.family)]
     answer = run_llama_cpp(result.path / "model-f32.gguf", tokenize=texts,
-                           prompts=[{"tokens": ids, "logits": True} for ids in prepared.ids])
-    space = tuned.tokenizer.get_vocab().get("▁")
+                           prompts=[{"tokens": ids, "logits": True} for ids in prepared.ids]
+                           + [{"tokens": ids, "generate": GREEDY_TOKENS} for ids in prompts])
     for text, ids in zip(texts, answer["tokenized"]):
-        want = list(tuned.tokenizer.encode(text, add_special_tokens=False))
-        if prepared.family.name == "mistral":  # llama.cpp puts SentencePiece's leading space after <s> too
-            want = want[:1] + [space] + want[1:]
-        assert ids == want
-    got = [np.array(p["logits"], dtype=np.float32) for p in answer["prompts"]]
-    _assert_close(got, prepared.reference, 1e-2)  # llama.cpp keeps its KV cache in f16
+        assert ids == _llama_cpp_tokens(tuned.tokenizer, text)
+    got = [np.array(p["logits"], dtype=np.float32) for p in answer["prompts"][:len(prepared.ids)]]
+    scale = max(np.abs(r).max() for r in prepared.reference)
+    _assert_close(got, prepared.reference, 1e-2 * max(scale, 1.0))  # llama.cpp keeps its KV cache in f16
+    greedy = [p["greedy"] for p in answer["prompts"][len(prepared.ids):]]
+    assert greedy == [_mlx_greedy(tuned, ids, GREEDY_TOKENS) for ids in prompts]
+
+
+def _alone(prepared, question: str, adapter: Path | None = None) -> tuple[str, int | None]:
+    """The greedy answer of the base (with the adapter) loaded alone with mlx-lm, and the token that ended it
+    (None when it ran to ANSWER_TOKENS)."""
+    import mlx.core as mx
+    import mlx_lm
+    from mlx_lm.generate import generate_step
+    from mlx_lm.tuner.utils import load_adapters
+
+    from localsft.inference.generate import chat_prompt
+
+    model, tokenizer = mlx_lm.load(str(prepared.model_dir))
+    if adapter is not None:
+        load_adapters(model, str(adapter))
+    stops = set(tokenizer.eos_token_ids) | {tokenizer.convert_tokens_to_ids(prepared.family.eos)}
+    detokenizer = tokenizer.detokenizer
+    detokenizer.reset()
+    prompt = chat_prompt(tokenizer, [{"role": "user", "content": question}])
+    for token, _ in generate_step(mx.array(prompt), model, max_tokens=ANSWER_TOKENS):
+        if int(token) in stops:
+            detokenizer.finalize()
+            return detokenizer.text, int(token)
+        detokenizer.add_token(int(token))
+    detokenizer.finalize()
+    return detokenizer.text, None
+
+
+def test_fill_and_serve_answer_like_the_model_alone_up_to_the_end_of_turn(prepared, tmp_path, monkeypatch, capsys):
+    """`localsft fill` and `localsft serve` (OpenAI client, one server per family) give the run's and the
+    base's greedy answers as each model alone gives them, and the run's answer ends at the family's
+    end-of-turn token."""
+    import csv
+
+    import openai
+    from support.serve import Server
+
+    from localsft.cli import main
+    from localsft.fill.output import printable
+    from localsft.serve import create_app
+
+    monkeypatch.setenv("LOCALSFT_HOME", str(prepared.home))
+    eot = load_tuned(RunFolder.open(prepared.run)).tokenizer.get_vocab()[prepared.family.eos]
+    tuned = {q: _alone(prepared, q, prepared.run / "adapters" / "best") for q in QUESTIONS}
+    base = {q: _alone(prepared, q) for q in QUESTIONS}
+    assert [end for _, end in tuned.values()] == [eot] * len(QUESTIONS)  # the run learnt to end its turn
+
+    data, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    data.write_text("prompt\n" + "".join(f"{q}\n" for q in QUESTIONS))
+    assert main(["fill", str(prepared.run), "--data", str(data), "--with-base", "--max-tokens",
+                 str(ANSWER_TOKENS), "--out", str(out)]) == 0
+    with open(out, newline="", encoding="utf-8-sig") as fh:
+        header, *rows = list(csv.reader(fh))
+    assert header == ["prompt", "answer", "base answer"]
+    assert rows == [[q, printable(tuned[q][0]).strip(), printable(base[q][0]).strip()] for q in QUESTIONS]
+
+    app = create_app()
+    try:
+        with Server(app) as server:
+            client = openai.OpenAI(base_url=server.url, api_key="unused", max_retries=0, timeout=120)
+            models = [m.id for m in client.models.list().data]
+            base_id = f"tiny-{prepared.family.name}"
+            run_id = next(m for m in models if m != base_id)
+            for q in QUESTIONS:
+                for model, (text, end) in ((run_id, tuned[q]), (base_id, base[q])):
+                    answer = client.chat.completions.create(model=model, messages=[{"role": "user", "content": q}],
+                                                            max_tokens=ANSWER_TOKENS, temperature=0)
+                    assert answer.choices[0].message.content == text, (model, q)
+                    assert answer.choices[0].finish_reason == ("length" if end is None else "stop")
+    finally:
+        app.state.engine.close()
 
 
 def _conversations(family) -> list[list[dict]]:

@@ -1,7 +1,7 @@
 """GGUF import in every tensor type people have, against the same model's float weights.
 
-A tiny Llama 3 and a tiny Gemma 2 (hidden size 256, so rows hold whole 256-weight K-quant
-blocks) are written as GGUF files in F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (the gguf
+A tiny Llama 3, Gemma 2, Gemma 3 and Phi-3 (fused qkv and gate-up matrices; hidden size 256, so
+rows hold whole 256-weight K-quant blocks) are written as GGUF files in F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 (the gguf
 package's own quantizer) and Q2_K..Q6_K plus Q4_K_M's mix (tests/support/kquants.py), imported
 with `localsft models add`, and compared with the float weights they were written from. Real
 llama.cpp runs the Q4_K_M file and agrees with MLX on the imported model's logits.
@@ -30,7 +30,7 @@ TOLERANCE = {"F32": 1e-6, "F16": 1e-3, "BF16": 8e-3, "Q8_0": 1e-2, "Q5_0": 6e-2,
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 
 
-@pytest.fixture(scope="module", params=["llama3", "gemma2"])
+@pytest.fixture(scope="module", params=["llama3", "gemma2", "gemma3", "phi3"])
 def source(request, tmp_path_factory):
     """(tuned-like model for the writer, float weights by name) of a tiny model with hidden size 256."""
     import mlx_lm

@@ -1,6 +1,6 @@
 """Import a `.gguf` file (what Ollama and LM Studio users have) as an MLX model folder.
 
-Architectures: llama (Llama 3, Mistral, SmolLM), qwen2, qwen3, gemma2. MLX reads
+Architectures: llama (Llama 3, Mistral, SmolLM), qwen2, qwen3, gemma2, gemma3, phi3. MLX reads
 Q4_0/Q4_1/Q8_0 tensors natively as MLX affine-quantized triples (weight, scales, biases;
 group size 32), F16/BF16/F32 as plain arrays; files with other types (the K-quants of
 Q4_K_M and friends) are read with the `gguf` package and dequantized to fp16. We rename
@@ -16,12 +16,14 @@ from collections import Counter
 from pathlib import Path
 
 import mlx.core as mx
+import numpy as np
 
 from localsft.errors import UserError
 from localsft.models.gguf_names import from_gguf
+from localsft.models.rope_scaling import llama3_scaling
 from localsft.models.tokenizer_build import write_tokenizer
 
-SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2")
+SUPPORTED_ARCHITECTURES = ("llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3")
 GGUF_GROUP_SIZE = 32  # every GGUF block type MLX reads has 32 weights per block
 # Types mx.load reads right (Q4_0/Q4_1/Q8_0 stay quantized). It also reads K-quants, dequantized by its
 # bundled gguflib, but Q4_K blocks came back far from the weights the gguf package (and llama.cpp) read.
@@ -60,7 +62,6 @@ def _reader(path: Path):
 
 def _read_with_gguf_package(path: Path, reader) -> tuple[dict, dict]:
     """Tensors dequantized to fp16 (vectors fp32) and metadata, with the `gguf` package's reader."""
-    import numpy as np
     from gguf.quants import dequantize
 
     meta = {name: field.contents() for name, field in reader.fields.items() if not name.startswith("GGUF.")}
@@ -91,7 +92,8 @@ def _unpermute_rows(tensor: mx.array, n_heads: int) -> mx.array:
 
 
 _MODEL_TYPES = {"llama": ("llama", "LlamaForCausalLM"), "qwen2": ("qwen2", "Qwen2ForCausalLM"),
-                "qwen3": ("qwen3", "Qwen3ForCausalLM"), "gemma2": ("gemma2", "Gemma2ForCausalLM")}
+                "qwen3": ("qwen3", "Qwen3ForCausalLM"), "gemma2": ("gemma2", "Gemma2ForCausalLM"),
+                "gemma3": ("gemma3_text", "Gemma3ForCausalLM"), "phi3": ("phi3", "Phi3ForCausalLM")}
 
 
 def model_config(meta: dict, vocab_size: int, tied: bool) -> dict:
@@ -119,6 +121,10 @@ def model_config(meta: dict, vocab_size: int, tied: bool) -> dict:
         "bos_token_id": _scalar(meta, "tokenizer.ggml.bos_token_id"),
         "eos_token_id": _scalar(meta, "tokenizer.ggml.eos_token_id"),
     }
+    if _scalar(meta, "tokenizer.ggml.padding_token_id") is not None:  # else transformers assumes its own default
+        config["pad_token_id"] = _scalar(meta, "tokenizer.ggml.padding_token_id")
+    if _scalar(meta, f"{arch}.rope.scaling.type") == "linear":
+        config["rope_scaling"] = {"rope_type": "linear", "factor": float(_scalar(meta, f"{arch}.rope.scaling.factor"))}
     if arch == "llama":
         config.update({"attention_bias": False, "mlp_bias": False})
     if arch == "gemma2":  # llama.cpp scales queries by 1/sqrt(head_dim), as Gemma 2 2B and 9B do
@@ -126,7 +132,27 @@ def model_config(meta: dict, vocab_size: int, tied: bool) -> dict:
                        "attn_logit_softcapping": float(_scalar(meta, f"{arch}.attn_logit_softcapping", 50.0)),
                        "final_logit_softcapping": float(_scalar(meta, f"{arch}.final_logit_softcapping", 30.0)),
                        "sliding_window": _scalar(meta, f"{arch}.attention.sliding_window", 4096)})
+    if arch == "gemma3":
+        config.update(_gemma3_config(meta, config))
+    if arch == "phi3":
+        rope_dims = _scalar(meta, f"{arch}.rope.dimension_count") or config["head_dim"]
+        config.update({"partial_rotary_factor": rope_dims / config["head_dim"],
+                       "original_max_position_embeddings": _scalar(
+                           meta, f"{arch}.rope.scaling.original_context_length", config["max_position_embeddings"]),
+                       "sliding_window": _scalar(meta, f"{arch}.attention.sliding_window") or None})
     return config
+
+
+def _gemma3_config(meta: dict, config: dict) -> dict:
+    """Gemma 3's keys, with llama.cpp's defaults for what the file leaves out (a 5:1 local:global pattern)."""
+    # llama.cpp scales queries by 1/sqrt(head_dim), except for the 62-layer 27B (hidden / heads)
+    scalar = config["hidden_size"] // config["num_attention_heads"] if config["num_hidden_layers"] == 62 \
+        else config["head_dim"]
+    return {"query_pre_attn_scalar": scalar, "hidden_activation": "gelu_pytorch_tanh",
+            "sliding_window": _scalar(meta, "gemma3.attention.sliding_window", 512),
+            "sliding_window_pattern": _scalar(meta, "gemma3.attention.sliding_window_pattern", 6),
+            "rope_local_base_freq": float(_scalar(meta, "gemma3.rope.freq_base_swa", 10000.0)),
+            "final_logit_softcapping": _scalar(meta, "gemma3.final_logit_softcapping")}
 
 
 def convert_weights(weights: dict, config: dict) -> tuple[dict, dict | None]:
@@ -167,7 +193,14 @@ def import_gguf(path: Path, out_dir: Path) -> dict:
     tokens = meta.get("tokenizer.ggml.tokens")
     if not tokens:
         raise UserError(f"{path} has no tokenizer in its metadata; cannot import it.")
+    factors = weights.pop("rope_freqs.weight", None)  # Llama 3.1+'s RoPE scaling
     config = model_config(meta, len(tokens), tied="output.weight" not in weights)
+    if factors is not None:
+        config["rope_scaling"] = llama3_scaling(np.array(factors.astype(mx.float32)), config)
+    long, short = weights.pop("rope_factors_long.weight", None), weights.pop("rope_factors_short.weight", None)
+    if long is not None:  # Phi-3.5's longrope (mlx-lm runs the long factors at every length)
+        config["rope_scaling"] = {"type": "longrope", "rope_type": "longrope", "long_factor": long.tolist(),
+                                  "short_factor": (short if short is not None else long).tolist()}
     converted, quant = convert_weights(weights, config)
     if quant:
         config["quantization"] = quant

@@ -11,10 +11,14 @@ _LAYER = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn
 # Gemma 2 has four norms per block: llama.cpp's ffn_norm is the one before the MLP
 _GEMMA = {"post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
           "post_feedforward_layernorm": "post_ffw_norm"}
+# Phi-3 keeps q, k, v in one matrix and gate and up in another (gate rows first), as llama.cpp does
+_PHI3 = {"self_attn.qkv_proj": "attn_qkv", "mlp.gate_up_proj": "ffn_up"}
 _TOP = {"model.embed_tokens": "token_embd", "model.norm": "output_norm", "lm_head": "output"}
 
 
 def _layer_names(model_type: str) -> dict[str, str]:
+    if model_type == "phi3":
+        return {**{k: v for k, v in _LAYER.items() if v not in _PHI3.values()}, **_PHI3}
     return {**_LAYER, **(_GEMMA if model_type.startswith("gemma") else {})}
 
 

@@ -125,7 +125,8 @@ def mlx_lm_config(config: dict) -> dict:
     if "rope_theta" in full:
         config.setdefault("rope_theta", full["rope_theta"])
     if full.get("rope_type", "default") != "default":
-        config.setdefault("rope_scaling", {k: v for k, v in full.items() if k != "rope_theta"})
+        scaling = {k: v for k, v in full.items() if k != "rope_theta"}
+        config.setdefault("rope_scaling", {**scaling, "type": scaling["rope_type"]})  # mlx-lm's Phi-3 reads "type"
     if isinstance(local, dict) and "rope_theta" in local:
         config.setdefault("rope_local_base_freq", local["rope_theta"])
     return config

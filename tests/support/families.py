@@ -168,8 +168,11 @@ def build_family_model(family: Family | str, out: Path, seed: int = 0, hidden: i
     return out
 
 
-def make_chat_data(folder: Path, n_train: int = 16, n_valid: int = 4) -> Path:
-    """train.jsonl / valid.jsonl of short chats whose answers follow one pattern (something to learn)."""
+def make_chat_data(folder: Path, n_train: int = 16, n_valid: int = 4, answer: str | None = None) -> Path:
+    """train.jsonl / valid.jsonl of short chats whose answers follow one pattern (something to learn).
+
+    answer: every answer is this text (a tiny model learns it, and to end its turn after it, in a few steps).
+    """
     import random
 
     rng = random.Random(0)
@@ -180,6 +183,6 @@ def make_chat_data(folder: Path, n_train: int = 16, n_valid: int = 4) -> Path:
         for _ in range(n):
             question = " ".join(rng.choice(words) for _ in range(rng.randint(2, 12)))
             rows.append({"messages": [{"role": "user", "content": question},
-                                      {"role": "assistant", "content": f"Answer: {question[:12]}"}]})
+                                      {"role": "assistant", "content": answer or f"Answer: {question[:12]}"}]})
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
