@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/time_to_quality.py --quick          # fixed-format at 40 rows only
     nice -n 10 .venv/bin/python benchmarks/time_to_quality.py       # 3 sets x (40, 200) rows
+    .venv/bin/python benchmarks/time_to_quality.py --quick --only-ours --set replay=0   # try a change
 
 For each shipped set with a format check and each training size, both trainers get the same
 data (train.jsonl, an 8-row valid.jsonl, a 20-row held-out test.jsonl never trained on):
@@ -99,8 +100,12 @@ def run_watched(cmd: list[str], env: dict, log: Path, snapshots, keep: Path) -> 
             "snapshots": sorted(taken, key=lambda t: t["step"])}
 
 
-def ours(recipe: str, data: Path, out: Path) -> dict:
+def ours(recipe: str, data: Path, out: Path, settings: list[str]) -> dict:
+    from localsft import paths
+
     shutil.rmtree(out, ignore_errors=True)
+    # a first run on this model: its replay answers (train/replay.py) are made, and counted, again
+    shutil.rmtree(paths.cache_dir() / "replay", ignore_errors=True)
 
     def snapshots():
         folder = out / "checkpoints"
@@ -108,6 +113,7 @@ def ours(recipe: str, data: Path, out: Path) -> dict:
         return [(int(p.parent.name.split("-")[1]), p) for p in found]
 
     cmd = [sys.executable, "-m", "localsft", "train", "--recipe", recipe, "--data", str(data), "--out", str(out)]
+    cmd += [arg for setting in settings for arg in ("--set", setting)]
     result = run_watched(cmd, dict(os.environ), out.with_suffix(".log"), snapshots, out.with_suffix(".snaps"))
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     steps = [e for e in events if e["type"] == "step"]
@@ -221,7 +227,7 @@ class Scorer:
                 if self.base_probes else None, "example": answers[0]}
 
 
-def case(name: str, rows: int, work: Path, fp32: Path, params: int, peak_gflops: float) -> dict:
+def case(name: str, rows: int, work: Path, fp32: Path, params: int, peak_gflops: float, args) -> dict:
     from localsft.models.loading import load_model
     from localsft.train.recipes import load_recipe
 
@@ -229,7 +235,9 @@ def case(name: str, rows: int, work: Path, fp32: Path, params: int, peak_gflops:
     folder = work / f"{name}-{rows}"
     data = folder / "data"
     n_train = split_case(recipe, rows, data, load_model(str(fp32), precision="float32").tokenizer)
-    runs = {"ours": ours(name, data, folder / "ours"), "mlx_lm": mlx_lm(fp32, data, folder / "mlx", rows)}
+    runs = {"ours": ours(name, data, folder / "ours", args.set)}
+    if not args.only_ours:
+        runs["mlx_lm"] = mlx_lm(fp32, data, folder / "mlx", rows)
     scorer = Scorer(fp32, data, recipe.train_config().format_check)
     result = {"set": name, "train_rows": n_train, "held_out": len(scorer.chats),
               "base_probe_accuracy": round(scorer.base_probes, 3)}
@@ -241,7 +249,7 @@ def case(name: str, rows: int, work: Path, fp32: Path, params: int, peak_gflops:
     result["ours"].update(planned_steps=o["planned_steps"], ended=o["ended"], sizing=o["sizing"].get("summary"),
                           trained_tokens_per_s=round(tps, 1),
                           share_of_fp32_peak=round(4 * params * tps / (peak_gflops * 1e9), 3))
-    a, b = result["ours"]["cpu_s_to_95"], result["mlx_lm"]["cpu_s_to_95"]
+    a, b = result["ours"]["cpu_s_to_95"], result.get("mlx_lm", {}).get("cpu_s_to_95")
     result["cpu_to_95_ratio"] = round(a / b, 2) if a and b else None
     return result
 
@@ -253,6 +261,9 @@ def main() -> None:
     parser.add_argument("--rows", default=",".join(map(str, SIZES)))
     parser.add_argument("--work", type=Path, default=None, help="keep runs here (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON here after every case")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a setting for our trainer (repeatable): to try a change against the default")
+    parser.add_argument("--only-ours", action="store_true", help="skip mlx_lm (to iterate on ours)")
     args = parser.parse_args()
     from mlx.utils import tree_flatten
 
@@ -270,7 +281,7 @@ def main() -> None:
               "cases": []}
     for rows in sizes:  # every set at the small size first: the case the issue is about
         for name in sets:
-            report["cases"].append(case(name, rows, work, fp32, params, peak))
+            report["cases"].append(case(name, rows, work, fp32, params, peak, args))
             report["load_avg_now"] = os.getloadavg()
             if args.out:
                 args.out.write_text(json.dumps(report, indent=2) + "\n")

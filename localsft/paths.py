@@ -34,3 +34,8 @@ def runs_dir() -> Path:
 def uploads_dir() -> Path:
     """Files uploaded through the app."""
     return _folder("uploads")
+
+
+def cache_dir() -> Path:
+    """What localsft can make again, kept to save time (e.g. a base model's replay answers)."""
+    return _folder("cache")

@@ -25,7 +25,8 @@ def trained_run(default_model_dir, tmp_path_factory):
     config = TrainConfig(model=str(default_model_dir), data=str(folder / "data.csv"),
                          system_prompt=recipe["system_prompt"], format_check=recipe["format_check"],
                          iters=4, batch_tokens=256, max_seq_len=256, learning_rate=2e-3, lora_layers=8,
-                         eval_every=4, early_stopping_patience=0, sample_prompts=0)
+                         eval_every=4, early_stopping_patience=0, sample_prompts=0, lora_alpha=16.0,
+                         warmup_ratio=0.05, replay=0.0)
     result = train(config, folder / "run")
     assert result.status == "finished"
     return result.run_dir

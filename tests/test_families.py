@@ -70,7 +70,8 @@ def prepared(request, tmp_path_factory) -> Prepared:
         data = make_chat_data(root / "data", answer="Yes, Paris.")
         config = TrainConfig(model=str(info.path), data=str(data), iters=40, lora_rank=8, precision="float32",
                              batch_tokens=256, pack_width=128, max_seq_len=128, learning_rate=5e-3,
-                             sample_prompts=0, eval_every=8, early_stopping_patience=0)
+                             sample_prompts=0, eval_every=8, early_stopping_patience=0, lora_alpha=16.0,
+                             replay=0.0, warmup_ratio=0.05)
         # in the store, so `serve` lists it; named after the family (a name with "phi3" in it
         # changes how llama.cpp reads the vocabulary: see localsft.export.gguf.file_name)
         run = root / "home" / "runs" / family.name

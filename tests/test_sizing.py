@@ -30,8 +30,8 @@ def _sized(n: int, config: TrainConfig | None = None, width: int = 60):
 
 
 @pytest.mark.parametrize("n, steps, epochs, per_step", [
-    (30, (MIN_STEPS, MIN_STEPS + 8), (6, 8.01), 4),   # a floor of updates: 60 steps, many passes
-    (40, (MIN_STEPS, MIN_STEPS + 8), (5, 8.01), 4),
+    (30, (MIN_STEPS, MIN_STEPS + 8), (3, 8.01), 2),   # a floor of updates: 60 small steps, many passes
+    (40, (MIN_STEPS, MIN_STEPS + 8), (2.5, 8.01), 2),
     (120, (MIN_STEPS, 70), (2, 3.5), 4),              # 2-3 passes
     (400, (90, 130), (2, 2.01), 8),                   # no wasted epochs: 2 passes, bigger batches
 ])
@@ -41,13 +41,19 @@ def test_unset_settings_follow_the_number_of_examples(n, steps, epochs, per_step
     assert epochs[0] <= total / per_epoch <= epochs[1]
     assert sizing.examples_per_step == per_step
     assert config.lora_layers == -1 and config.lora_keys is None  # every linear layer of every block
-    assert config.learning_rate == pytest.approx(1e-3)
-    assert sorted(sizing.sized) == ["batch_tokens", "epochs", "learning_rate", "lora_layers", "pack_width"]
+    assert config.learning_rate == pytest.approx(1e-4) and config.warmup_ratio == 0.0  # LoRA: no warmup
+    assert sorted(sizing.sized) == ["batch_tokens", "epochs", "learning_rate", "lora_layers", "pack_width",
+                                    "warmup_ratio"]
+
+
+def test_full_fine_tuning_keeps_a_warmup():
+    config, *_ = _sized(40, TrainConfig(method="full"))
+    assert config.warmup_ratio == pytest.approx(0.05) and config.learning_rate == pytest.approx(1e-5)
 
 
 def test_a_setting_the_user_gave_wins():
     config, sizing, total, per_epoch = _sized(40, TrainConfig(epochs=2, learning_rate=1e-4, lora_layers=8,
-                                                             batch_tokens=1024, pack_width=256))
+                                                             batch_tokens=1024, pack_width=256, warmup_ratio=0.1))
     assert (config.epochs, config.learning_rate, config.lora_layers, config.batch_tokens) == (2, 1e-4, 8, 1024)
     assert sizing.sized == [] and total == 2 * per_epoch
     config, sizing, total, _ = _sized(40, TrainConfig(iters=7))

@@ -58,13 +58,13 @@ class _Progress:
         elif kind == "step":
             self._step(event)
         elif kind == "eval":
-            self._line(f"step {event.step}: validation loss {event.val_loss:.4f}"
+            fmt = "" if event.format_adherence is None else f", format {event.format_adherence:.0%}"
+            self._line(f"step {event.step}: validation loss {event.val_loss:.4f}{fmt}"
                        f"{' (best)' if event.improved else ''}")
         elif kind == "health":
             self._line(event.summary)
         elif kind == "early_stopped":
-            self._line(f"early stop: the best checkpoint is step {event.best_step} (no improvement since, "
-                       f"or the format held on every held-out answer)")
+            self._line(f"early stop: the best checkpoint is step {event.best_step} (no improvement since)")
         elif kind in ("failed", "stopped", "diverged"):
             self._line(f"{kind}: {getattr(event, 'reason', '') or f'checkpoint at step {event.step}'}")
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import dataclasses
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -39,7 +40,6 @@ class TrainState:
     base_val_loss: float | None = None  # before any training: what divergence is measured against
     elapsed_s: float = 0.0
     best_adherence: float | None = None  # held-out format adherence of the best checkpoint (format_watch.py)
-    format_streak: int = 0  # validations in a row with every held-out answer in format
 
     best_accuracy: float | None = None  # preference runs: held-out preference accuracy of the best step
 
@@ -107,7 +107,9 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer) -> TrainState:
     saved = {k[len("opt."):]: v for k, v in arrays.items() if k.startswith("opt.")}
     optimizer.state = tree_map_with_path(lambda key, value: saved.get(key, value), optimizer.state)
     mx.eval(model.parameters(), optimizer.state)
-    return TrainState(**json.loads((path / "state.json").read_text()))
+    saved = json.loads((path / "state.json").read_text())
+    known = {f.name for f in dataclasses.fields(TrainState)}
+    return TrainState(**{k: v for k, v in saved.items() if k in known})  # a field since dropped is ignored
 
 
 def adapter_config(config, num_layers: int, keys: list[str]) -> dict:

@@ -35,7 +35,8 @@ class TrainConfig:
     method: str = field(default="lora", metadata={
         "help": "lora, dora, or full (all weights; small models only)", "choices": METHODS})
     lora_rank: int = field(default=8, metadata={"help": "LoRA rank r"})
-    lora_alpha: float = field(default=16.0, metadata={"help": "LoRA alpha; the update is scaled by alpha / rank"})
+    lora_alpha: float = field(default=160.0, metadata={
+        "help": "LoRA alpha; the update is scaled by alpha / rank (160 / 8 = 20, mlx-lm's default scale)"})
     lora_dropout: float = field(default=0.0, metadata={"help": "dropout on the LoRA input"})
     lora_layers: int | None = field(default=None, metadata={
         "help": "adapt the last N transformer blocks (-1: all; None: sized to the data, see sizing.py)"})
@@ -57,14 +58,16 @@ class TrainConfig:
         "help": "peak learning rate (None: sized to the data)"})
     lr_schedule: str = field(default="cosine", metadata={
         "help": "cosine, linear or constant after warmup", "choices": SCHEDULES})
-    warmup_ratio: float = field(default=0.05, metadata={"help": "fraction of the steps spent warming up"})
+    warmup_ratio: float | None = field(default=None, metadata={
+        "help": "fraction of the steps spent warming up (None: none for LoRA/DoRA, 5% for full; see sizing.py)"})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     max_seq_len: int = field(default=1024, metadata={"help": "longer examples are truncated to this many tokens"})
     mask_prompt: bool = field(default=True, metadata={"help": "learn the answers only, not the prompts"})
     precision: str = field(default="auto", metadata={
         "help": "auto (follows the device), float32, ... or quantized", "choices": PRECISIONS})
     seed: int = field(default=0, metadata={"help": "seed for data order, LoRA init and dropout"})
-    eval_every: int | None = field(default=None, metadata={"help": "steps between validations (None: ~6 per run)"})
+    eval_every: int | None = field(default=None, metadata={
+        "help": "steps between validations (None: ~6 per run, ~12 with a format check)"})
     early_stopping_patience: int = field(default=3, metadata={
         "help": "stop after this many validations without improvement (0: never)"})
     checkpoint_every: int | None = field(default=None, metadata={"help": "steps between checkpoints (None: every eval)"})
@@ -76,6 +79,9 @@ class TrainConfig:
     test_fraction: float = field(default=0.1, metadata={"help": "share of a raw data file held out for testing"})
     sample_prompts: int = field(default=2, metadata={"help": "held-out prompts answered at each validation"})
     sample_max_tokens: int = field(default=48, metadata={"help": "length of those sample answers"})
+    replay: float = field(default=0.25, metadata={
+        "help": "general requests answered by the base model, as a share of your examples, trained on too "
+                "so the tuned model keeps what it knew (0: off; see replay.py)"})
     augment_paraphrases: bool = field(default=False, metadata={
         "help": "under 50 examples: also train on the base model's paraphrases of the inputs (outputs stay yours)"})
     format_check: dict | None = field(default=None, metadata={
@@ -117,7 +123,8 @@ class TrainConfig:
         need(self.epochs is None or self.epochs > 0 or (self.iters or 0) > 0, "epochs (or iters) must be positive.")
         need(self.iters is None or self.iters >= 1, "iters must be at least 1.")
         need(self.learning_rate is None or self.learning_rate > 0, "learning_rate must be positive.")
-        need(0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1).")
+        need(self.warmup_ratio is None or 0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1).")
+        need(0 <= self.replay <= 1, "replay must be between 0 and 1.")
         need(self.max_seq_len >= 8, "max_seq_len must be at least 8.")
         # a row wider than batch_tokens still makes a batch of one row: no need to tie it to max_seq_len
         need(self.batch_tokens is None or self.batch_tokens >= 8, "batch_tokens must be at least 8.")

@@ -42,8 +42,10 @@ from localsft.train.setup import apply_method, build_optimizer, trainable_count
 # dozen noisy pairs, a few passes, validation often enough to pick the best step. The step size was
 # measured on the default model (26 pairs of its own taglines, the chosen ones signed off, 28 steps):
 # 5e-5 left the held-out answers unsigned (0 of 6), 2e-4 signed 4 of 6 (DPO recipes use 5e-7..5e-6
-# for full weights; a LoRA update needs far more).
-PREFERENCE_DEFAULTS = {"learning_rate": 2e-4, "epochs": 4.0, "warmup_ratio": 0.1, "lora_dropout": 0.0,
+# for full weights; a LoRA update needs far more). That was at a LoRA scale of 2; the update
+# grows with scale x learning rate, so the rate is that product over the parent's own scale.
+PREFERENCE_STEP = 4e-4  # learning rate x LoRA scale (alpha / rank)
+PREFERENCE_DEFAULTS = {"epochs": 4.0, "warmup_ratio": 0.1, "lora_dropout": 0.0,
                        "lr_schedule": "cosine", "iters": None, "eval_every": None, "batch_size": 4}
 MIN_PAIRS = 4
 
@@ -58,7 +60,8 @@ def preference_config(parent: RunFolder, loss: str = "dpo", overrides: list[str]
     layout = {"method": adapter.get("fine_tune_type", "lora"), "lora_layers": adapter.get("num_layers", -1),
               "lora_rank": lora.get("rank", config.lora_rank), "lora_keys": lora.get("keys"),
               "lora_alpha": lora.get("scale", config.lora_scale) * lora.get("rank", config.lora_rank)}
-    config = config.replace(**layout, **PREFERENCE_DEFAULTS, preference_loss=loss,
+    config = config.replace(**layout, **PREFERENCE_DEFAULTS, learning_rate=PREFERENCE_STEP * layout["lora_rank"]
+                            / layout["lora_alpha"], preference_loss=loss,
                             parent_run=str(parent.path.resolve()), data=None)
     return config.with_overrides(overrides or [])
 

@@ -90,7 +90,7 @@ def apply_method(model: nn.Module, config: TrainConfig) -> tuple[int, list[str]]
 def build_optimizer(config: TrainConfig, total_steps: int) -> optim.Optimizer:
     """AdamW with linear warmup then cosine, linear or constant decay over `total_steps`."""
     lr = config.learning_rate
-    warmup = int(config.warmup_ratio * total_steps)
+    warmup = int((config.warmup_ratio or 0.0) * total_steps)
     rest = max(1, total_steps - warmup)
     main = {"cosine": lambda: optim.cosine_decay(lr, rest, 0.0),
             "linear": lambda: optim.linear_schedule(lr, 0.0, rest),

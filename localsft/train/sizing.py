@@ -4,29 +4,40 @@ A setting left unset (None) in the TrainConfig is decided here from the number o
 examples and their token lengths; a setting the user gave always wins. The rule:
 
     LoRA placement   every linear layer of every block (lora_layers = -1, lora_keys = all)
-    examples / step  b = 4 below 100 examples, then n / 25, at most 8
+    examples / step  b = 2 below 100 examples, then n / 25 (4 to 8)
     pack_width       b x mean example length, as a row width between 64 and 256
     batch_tokens     b x mean example length, to the nearest whole packed row (at least one)
     optimizer steps  at least 60 (a floor of useful updates for 30-50 examples) and
                      2 epochs; never more than 8 epochs (10 examples do not get 60 steps)
-    learning rate    1e-3 (rank 8, alpha 16: the update is scaled by 2)
+    learning rate    1e-4 for LoRA/DoRA at rank 8, alpha 160 (the update is scaled by 20, as
+                     mlx-lm does); 1e-5 for full fine-tuning
+    warmup           none for LoRA/DoRA (B starts at zero, so the first updates are small
+                     anyway), 5% of the steps for full fine-tuning
+    validation       about 6 per run, 12 when the run has a format check (its early checks
+                     catch the step the format is learned; see format_watch.py)
 
 Evidence, published:
 - QLoRA (Dettmers et al. 2023, arXiv:2305.14314, section 4): LoRA on every linear layer of
   every block is what it takes to match full fine-tuning; the number of adapted layers
   mattered more than the rank.
 - "LoRA Without Regret" (Schulman et al., Thinking Machines 2025): apply LoRA to all layers,
-  the MLP above all; LoRA's best learning rate is about 10x full fine-tuning's (up to 15x
-  for runs under 100 steps); LoRA is less tolerant of large batches than full fine-tuning,
-  so small data wants small batches. SmolLM2's own fine-tuning lr is ~1e-4-3e-4 (full),
-  hence ~1e-3 for a short LoRA run.
+  the MLP above all; LoRA's best learning rate is about 10x full fine-tuning's; LoRA is less
+  tolerant of large batches than full fine-tuning, so small data wants small batches.
 - LIMA (Zhou et al. 2023, arXiv:2305.11206): 1,000 curated examples trained for 15 epochs
   still improved; on tiny sets more passes help as long as a held-out check picks the
   checkpoint (which the loop does: best validation, format adherence when checked).
 
-Evidence, measured here (docs/training.md has the tables): with the old fixed defaults a
-40-row set got 9 optimizer steps (1,024-token batches = 16 examples per step) and answered
-"Hi,\\n\\nHi,..." ; with this rule it gets 60 steps of ~4 examples and reaches the format.
+Evidence, measured here (benchmarks/time_to_quality.py; docs/training.md has the tables):
+- The old fixed defaults gave a 40-row set 9 optimizer steps (1,024-token batches = 16
+  examples per step) and it answered "Hi,\n\nHi,...".
+- The step size: with Adam, a LoRA update moves B by about the learning rate per step and the
+  weights by scale x that x A; at the same product (2e-3) a scale of 2 with lr 1e-3 also moves
+  A ten times faster, and on the fixed-format set (40 rows, 2 per step) the answers fell into
+  loops between checkpoints (held-out adherence 0.45, 0.0, 0.8, 0.55, 0.05, 0.95 every 5
+  steps); scale 20 with lr 1e-4 (mlx-lm's convention) had 0.9 at step 5 and 1.0 from step 10.
+- The batch: at scale 20, lr 1e-4, 2 examples per step reached 100% at step 10 (61 CPU s,
+  retention 0.93); 4 per step reached it at step 15 (99 CPU s, retention 0.73, and 12 of 20
+  answers the same).
 """
 
 from __future__ import annotations
@@ -38,35 +49,39 @@ import numpy as np
 
 from localsft.train.config import TrainConfig
 
-SIZED_FIELDS = ("lora_layers", "pack_width", "batch_tokens", "learning_rate", "epochs")
+SIZED_FIELDS = ("lora_layers", "pack_width", "batch_tokens", "learning_rate", "epochs", "warmup_ratio")
 MIN_STEPS = 60  # below ~50 examples, fewer updates than this left the format unlearned
 TARGET_EPOCHS = 2.0  # above ~120 examples, 2 passes reached the format; more cost time and retention
 MAX_EPOCHS = 8.0  # the floor of steps never buys more passes than this over a tiny set
-LEARNING_RATE = 1e-3
-SMALL_BATCH, LARGE_BATCH = 4, 8  # examples per optimizer step
+LEARNING_RATE = 1e-4  # LoRA/DoRA, at the default scale alpha / rank = 20
+FULL_LEARNING_RATE = 1e-5
+TINY_BATCH, SMALL_BATCH, LARGE_BATCH = 2, 4, 8  # examples per optimizer step
+FULL_WARMUP = 0.05  # warmup share for full fine-tuning (LoRA/DoRA: none)
 MIN_PACK_WIDTH, MAX_PACK_WIDTH = 64, 256  # packed row width bounds (positions)
 VALID_CAP = 16  # validation examples scored per evaluation (a fixed, length-spread subset)
 EVALS_PER_RUN = 6  # validations per run when eval_every is unset
+FORMAT_EVALS_PER_RUN = 12  # ... when the run has a format check
 
 
 @dataclass
 class Sizing:
     """What the rule decided, for the plan: the numbers and one line in plain words."""
 
-    examples: int
+    examples: int  # the user's training examples
     mean_tokens: float
     examples_per_step: int
     sized: list[str]  # the settings the rule chose (the others were given)
     summary: str = ""
+    replay: int = 0  # general rows mixed in (replay.py), counted in the rule's numbers
 
     def to_dict(self) -> dict:
-        return {"examples": self.examples, "mean_tokens": round(self.mean_tokens, 1),
+        return {"examples": self.examples, "replay": self.replay, "mean_tokens": round(self.mean_tokens, 1),
                 "examples_per_step": self.examples_per_step, "sized": self.sized, "summary": self.summary}
 
 
 def examples_per_step(n: int) -> int:
     """Small sets get small batches (more updates per epoch); larger ones up to 8 examples."""
-    return min(LARGE_BATCH, max(SMALL_BATCH, n // 25))
+    return TINY_BATCH if n < 100 else min(LARGE_BATCH, max(SMALL_BATCH, n // 25))
 
 
 def pack_width_for(n: int, mean_width: float) -> int:
@@ -90,10 +105,11 @@ def epochs_for(steps_per_epoch: int) -> float:
     return round(min(MAX_EPOCHS, steps / max(steps_per_epoch, 1)), 3)
 
 
-def size_config(config: TrainConfig, widths: list[int], steps_per_epoch) -> tuple[TrainConfig, Sizing]:
+def size_config(config: TrainConfig, widths: list[int], steps_per_epoch, replay: int = 0) -> tuple[TrainConfig, Sizing]:
     """The config with every unset sized field decided from the training examples.
 
-    widths: token positions of each training example (after truncation).
+    widths: token positions of each training example (after truncation), replay rows included
+    (`replay` of them: shown apart in the plan).
     steps_per_epoch(config): optimizer steps of one epoch under a config (the batch plan's count).
     """
     n = len(widths)
@@ -102,7 +118,9 @@ def size_config(config: TrainConfig, widths: list[int], steps_per_epoch) -> tupl
     if config.lora_layers is None:
         changes["lora_layers"] = -1
     if config.learning_rate is None:
-        changes["learning_rate"] = LEARNING_RATE
+        changes["learning_rate"] = FULL_LEARNING_RATE if config.method == "full" else LEARNING_RATE
+    if config.warmup_ratio is None:
+        changes["warmup_ratio"] = FULL_WARMUP if config.method == "full" else 0.0
     if config.pack_width is None:
         changes["pack_width"] = pack_width_for(n, mean_width)
     if config.batch_tokens is None:
@@ -113,22 +131,26 @@ def size_config(config: TrainConfig, widths: list[int], steps_per_epoch) -> tupl
         epochs = 1.0 if config.iters else epochs_for(steps_per_epoch(sized))
         changes["epochs"] = epochs
         sized = sized.replace(epochs=epochs)
-    sizing = Sizing(n, mean_width, examples_per_step(n), sorted(changes))
+    sizing = Sizing(n - replay, mean_width, examples_per_step(n), sorted(changes), replay=replay)
     return sized, sizing
 
 
 def describe(sizing: Sizing, steps: int, seconds: float) -> str:
     """"40 examples: 60 steps, about 4 minutes" and which settings were sized."""
     minutes = max(1, round(seconds / 60))
-    what = f"{sizing.examples} examples: {steps} steps, about {minutes} minute{'s' if minutes > 1 else ''}"
+    what = f"{sizing.examples} examples"
+    if sizing.replay:
+        what += f" (+{sizing.replay} general ones, so it keeps what it knew)"
+    what += f": {steps} steps, about {minutes} minute{'s' if minutes > 1 else ''}"
     if sizing.sized:
         what += f" (sized to the data: {', '.join(sizing.sized)})"
     return what
 
 
-def eval_every(total_steps: int) -> int:
-    """Steps between validations: about EVALS_PER_RUN per run, so validation cost follows run length."""
-    return max(1, math.ceil(total_steps / EVALS_PER_RUN))
+def eval_every(total_steps: int, format_checked: bool = False) -> int:
+    """Steps between validations: a fixed number per run, so validation cost follows run length;
+    twice as many with a format check, whose early checks find the step the format is learned."""
+    return max(1, math.ceil(total_steps / (FORMAT_EVALS_PER_RUN if format_checked else EVALS_PER_RUN)))
 
 
 def validation_subset(lengths: list[int], cap: int = VALID_CAP) -> list[int]:

@@ -33,7 +33,7 @@ def tiny_config(model_dir, data_dir, **changes) -> TrainConfig:
     """Settings that train the tiny model in seconds."""
     base = dict(model=str(model_dir), data=str(data_dir), epochs=2, batch_tokens=256, pack_width=128,
                 max_seq_len=128, learning_rate=2e-3, sample_prompts=0, eval_every=4,
-                early_stopping_patience=0)
+                early_stopping_patience=0, replay=0.0, lora_alpha=16.0, warmup_ratio=0.05)
     return TrainConfig(**{**base, **changes})
 
 

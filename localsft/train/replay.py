@@ -1,0 +1,113 @@
+"""Replay: the tuned model keeps what it knew because training also shows it its own general answers.
+
+Trained on one task only, a small model answers everything in the task's shape: measured on
+the fixed-format set (40 rows), the default model answered "What is the capital of France?"
+with the task's JSON and kept 0% of its general-knowledge probe score. Rehearsing earlier
+behaviour next to the new task is the classic remedy for forgetting (Robins 1995, "Catastrophic
+forgetting, rehearsal and pseudorehearsal"); without the original training data, the model's own
+answers stand in for it (pseudo-rehearsal, as in self-distillation for LLM fine-tuning: Yang et
+al. 2024, arXiv:2402.13669).
+
+So a new run answers a share of the shipped general requests (`general_prompts.txt`, never the
+evaluation's probes) with the base model, greedily and before any adapter is attached, and
+trains on those rows next to the user's. They carry no system prompt: the user's task keeps its
+own, and a plain question stays a plain question. Written once to RUN/data/replay.jsonl and read
+back on resume, so a resumed run trains on the same rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from importlib import resources
+from pathlib import Path
+
+FILE = "replay.jsonl"
+MAX_TOKENS = 64  # a short general answer; longer ones are cut at a sentence end (and cost training time)
+
+
+def general_prompts() -> list[str]:
+    """The shipped general requests (comments and blank lines skipped)."""
+    text = resources.files("localsft.train").joinpath("general_prompts.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+def replay_count(train_rows: int, share: float, available: int) -> int:
+    """How many general rows to mix in: `share` of the user's rows, at most one per shipped prompt."""
+    return min(available, math.ceil(share * train_rows)) if share > 0 and train_rows else 0
+
+
+def finished_answer(text: str, ended: bool) -> str | None:
+    """The answer to train on: whole if the model ended it; if it ran out of tokens, cut at its last
+    sentence end (a cut mid-word would teach the model to stop mid-word); None when nothing is left."""
+    text = text.strip()
+    if ended or not text:
+        return text or None
+    cut = max(text.rfind(mark) for mark in (". ", ".\n", "! ", "? "))
+    return text[:cut + 1].strip() if cut > 0 else None
+
+
+def answer_general(loaded, prompts: list[str]) -> dict[str, str | None]:
+    """The base model's own greedy answer to each prompt (None where nothing usable came back).
+
+    Call before LoRA is attached. Answers are cached per model in the cache folder, so a second
+    run (or the plan before it) on the same base does not answer again."""
+    cache = _cache_file(loaded)
+    known = _read_cache(cache)
+    missing = [p for p in dict.fromkeys(prompts) if p not in known]
+    if missing:
+        from localsft.inference.batch import answer_all
+        from localsft.inference.generate import SamplingSettings, chat_prompt
+
+        tokenizer = loaded.tokenizer
+        texts = answer_all(loaded.model, tokenizer,
+                           [chat_prompt(tokenizer, [{"role": "user", "content": p}]) for p in missing],
+                           SamplingSettings(max_tokens=MAX_TOKENS, temperature=0.0))
+        new = {p: finished_answer(t, len(tokenizer.encode(t)) < MAX_TOKENS - 1) for p, t in zip(missing, texts)}
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with open(cache, "a", encoding="utf-8") as fh:
+            fh.write("".join(json.dumps({"prompt": p, "answer": a}, ensure_ascii=False) + "\n" for p, a in new.items()))
+        known.update(new)
+    return {p: known[p] for p in prompts}
+
+
+def _cache_file(loaded) -> Path:
+    """One cache file per model folder, precision and weights (a changed file gets a new cache)."""
+    from localsft import paths
+
+    weights = sorted(loaded.path.glob("*.safetensors"))
+    stamp = "|".join(f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights)
+    key = f"{loaded.path.resolve()}|{loaded.precision.describe()}|{MAX_TOKENS}|{stamp}"
+    return paths.cache_dir() / "replay" / f"{hashlib.sha256(key.encode()).hexdigest()[:20]}.jsonl"
+
+
+def _read_cache(path: Path) -> dict[str, str | None]:
+    known: dict[str, str | None] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+                known[entry["prompt"]] = entry["answer"]
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut by a crash: answered again
+    return known
+
+
+def replay_rows(train_rows: list[dict], loaded, data_dir: Path, share: float, seed: int = 0) -> list[dict]:
+    """The general rows for this run (made once, kept in RUN/data/replay.jsonl); [] when share is 0."""
+    path = Path(data_dir) / FILE
+    if path.exists():
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    prompts = general_prompts()
+    count = replay_count(len(train_rows), share, len(prompts))
+    if not count:
+        return []
+    answers = answer_general(loaded, random.Random(seed).sample(prompts, count))
+    rows = [{"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]}
+            for p, a in answers.items() if a]
+    from localsft.runs.folder import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return rows

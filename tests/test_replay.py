@@ -1,0 +1,57 @@
+"""Replay: general requests answered by the base model are trained on next to the user's rows."""
+
+from __future__ import annotations
+
+import json
+
+from support.training import make_data, tiny_config
+
+from localsft.evaluation.evaluate import load_probes
+from localsft.models.loading import load_model
+from localsft.train import train
+from localsft.train.replay import FILE, answer_general, finished_answer, general_prompts, replay_count
+
+
+def test_the_general_requests_are_not_the_retention_probes():
+    prompts = {p.casefold() for p in general_prompts()}
+    assert len(prompts) >= 40
+    assert not prompts & {probe["question"].casefold() for probe in load_probes()}
+
+
+def test_a_quarter_of_the_rows_at_most_one_per_request():
+    assert replay_count(40, 0.25, 48) == 10
+    assert replay_count(400, 0.25, 48) == 48
+    assert replay_count(40, 0.0, 48) == 0 and replay_count(0, 0.25, 48) == 0
+
+
+def test_an_answer_cut_by_the_token_limit_ends_at_its_last_sentence():
+    assert finished_answer("Sleep well. Keep a routine. Avoid scr", ended=False) == "Sleep well. Keep a routine."
+    assert finished_answer("no sentence end at all and cut", ended=False) is None
+    assert finished_answer("  A whole answer without a full stop ", ended=True) == "A whole answer without a full stop"
+    assert finished_answer("   ", ended=True) is None
+
+
+def test_a_run_trains_on_general_rows_without_a_system_prompt_and_resumes_with_the_same(
+        tiny_model_dir, tmp_path, localsft_home):
+    data = make_data(tmp_path / "data", n_train=40)
+    config = tiny_config(tiny_model_dir, data, epochs=1, replay=0.25)
+    events = []
+    train(config, tmp_path / "run", on_event=events.append)
+    started = events[0]
+    written = (tmp_path / "run" / "data" / FILE).read_text().splitlines()
+    assert started.sizing["examples"] == 40 and started.sizing["replay"] == len(written) <= 10
+    for row in map(json.loads, written):
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
+        assert row["messages"][0]["content"] in general_prompts()
+
+
+def test_the_base_answers_are_made_once_per_model(tiny_model_dir, localsft_home):
+    loaded = load_model(str(tiny_model_dir))
+    prompts = general_prompts()[:3]
+    first = answer_general(loaded, prompts)
+    cache = list((localsft_home / "cache" / "replay").glob("*.jsonl"))
+    assert len(cache) == 1 and len(cache[0].read_text().splitlines()) == 3
+    assert answer_general(loaded, prompts) == first  # read back, not answered again
+    assert len(cache[0].read_text().splitlines()) == 3
+    answer_general(loaded, general_prompts()[:4])  # only the new request is answered
+    assert len(cache[0].read_text().splitlines()) == 4
