@@ -61,3 +61,16 @@ def test_doctor_screen(capsys):
         assert "backend: CPU" in out
     if LINUX_CPU and find_openblas():
         assert "BLAS: OpenBLAS" in out
+
+
+@openblas
+def test_a_script_importing_mlx_first_is_told_why_training_is_slow():
+    # Found when benchmarks/preference.py imported mlx before localsft: every matmul ran on the
+    # reference BLAS, one step took minutes, and nothing said why.
+    code = ("import mlx.core\nfrom localsft.platform.backend import choose_precision\n"
+            "print(choose_precision('float32').describe())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "mlx was imported before localsft" in out and "import localsft first" in out
+    fine = "from localsft.platform.backend import choose_precision\nprint(choose_precision('float32').describe())"
+    out = subprocess.run([sys.executable, "-c", fine], capture_output=True, text=True, check=True).stdout
+    assert "BLAS" not in out

@@ -21,6 +21,7 @@ _CANDIDATES = (
 )
 
 _loaded: str | None = None
+_too_late = False  # mlx was imported before localsft, with OpenBLAS on the machine
 
 
 def find_openblas() -> str | None:
@@ -37,12 +38,13 @@ def find_openblas() -> str | None:
 
 def preload_fast_blas() -> str | None:
     """Load OpenBLAS globally on Linux if mlx is not imported yet. Returns its path."""
-    global _loaded
+    global _loaded, _too_late
     if _loaded or not sys.platform.startswith("linux"):
         return _loaded
     if os.environ.get("LOCALSFT_BLAS") == "reference":
         return None
-    if "mlx.core" in sys.modules:  # too late: symbols already bound
+    if "mlx.core" in sys.modules:  # too late: symbols already bound (loading it now changes nothing)
+        _too_late = find_openblas() is not None
         return None
     path = find_openblas()
     if path is None:
@@ -61,4 +63,7 @@ def blas_in_use() -> str:
         return "Accelerate (macOS)"
     if _loaded:
         return f"OpenBLAS ({_loaded})"
+    if _too_late:  # a script imported mlx first: training runs 20-50x slower, so say how to fix it
+        return ("reference BLAS bundled with mlx-cpu (slow: mlx was imported before localsft, "
+                "so OpenBLAS could not be loaded; import localsft first)")
     return "reference BLAS bundled with mlx-cpu (slow: install libopenblas0-pthread)"
