@@ -243,25 +243,32 @@ class Engine:
         self.rows += rows
 
     def _step(self) -> None:
-        """Take every row's token, drop finished rows, and compute the next tokens."""
-        keep = [i for i, (row, token) in enumerate(zip(self.rows, self.y.tolist())) if row.accept(token)]
-        if len(keep) < len(self.rows):
-            self.rows = [self.rows[i] for i in keep]
-            if not self.rows:
-                self.cache = self.y = None
-                return
-            index = mx.array(keep)
-            for layer in self.cache:
-                layer.filter(index)
-            self.y = self.y[index]
+        """Queue the next step for every row, then take this step's tokens while it computes.
+
+        Reading the tokens back, detokenizing and handing text to the requests is Python work;
+        done before the next step was queued, the model would wait for it every step. A row
+        that finishes on this token gets one step computed for nothing, then leaves the batch.
+        """
         bank = self._bank(self.base)
         slots = [row.slot for row in self.rows]
         bank.switch.set_adapters(slots)
         self.stats["largest_batch"] = max(self.stats["largest_batch"], len(slots))
         self.stats["mixed_steps"] += len(set(slots)) > 1
         logits = bank.loaded.model(self.y[:, None], cache=self.cache)[:, -1, :]
-        self.y = sample(logits, self.rows)
-        mx.eval(self.y)
+        following = sample(logits, self.rows)
+        mx.async_eval(following)
+        keep = [i for i, (row, token) in enumerate(zip(self.rows, self.y.tolist())) if row.accept(token)]
+        self.y = following
+        if len(keep) < len(self.rows):
+            self.rows = [self.rows[i] for i in keep]
+            if not self.rows:
+                mx.eval(following)  # let the wasted step finish before the cache is dropped
+                self.cache = self.y = None
+                return
+            index = mx.array(keep)
+            for layer in self.cache:
+                layer.filter(index)
+            self.y = self.y[index]
 
     def _fail_all(self, err: Exception) -> None:
         for row in self.rows:
