@@ -21,6 +21,7 @@ _CANDIDATES = (
 )
 
 _loaded: str | None = None
+_library: ctypes.CDLL | None = None
 _too_late = False  # mlx was imported before localsft, with OpenBLAS on the machine
 
 
@@ -38,7 +39,7 @@ def find_openblas() -> str | None:
 
 def preload_fast_blas() -> str | None:
     """Load OpenBLAS globally on Linux if mlx is not imported yet. Returns its path."""
-    global _loaded, _too_late
+    global _loaded, _library, _too_late
     if _loaded or not sys.platform.startswith("linux"):
         return _loaded
     if os.environ.get("LOCALSFT_BLAS") == "reference":
@@ -50,11 +51,20 @@ def preload_fast_blas() -> str | None:
     if path is None:
         return None
     try:
-        ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+        _library = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
     except OSError:
         return None
     _loaded = path
     return path
+
+
+def set_threads(count: int) -> bool:
+    """Have OpenBLAS use `count` threads from now on (process-wide). False, and nothing changes,
+    when localsft did not load OpenBLAS or the user chose a count in $OPENBLAS_NUM_THREADS."""
+    if _library is None or os.environ.get("OPENBLAS_NUM_THREADS"):
+        return False
+    _library.openblas_set_num_threads(count)
+    return True
 
 
 def blas_in_use() -> str:

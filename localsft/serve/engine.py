@@ -120,8 +120,8 @@ def sample(logits: mx.array, rows: list[Row]) -> mx.array:
 class Engine:
     """Owns the models (one AdapterBank per base) and the running batch; runs on its own thread."""
 
-    def __init__(self, max_batch: int = 32) -> None:
-        self.max_batch = max_batch
+    def __init__(self, max_batch: int = 32, blas_threads: int | None = None) -> None:
+        self.max_batch, self.blas_threads = max_batch, blas_threads
         self.inbox: queue.Queue = queue.Queue()
         self.pending: deque[Job] = deque()
         self.banks: dict[Path, object] = {}
@@ -146,6 +146,10 @@ class Engine:
         self.inbox.put(job)
 
     def _loop(self) -> None:
+        if self.blas_threads:
+            from localsft.platform.blas import set_threads
+
+            set_threads(self.blas_threads)
         try:
             while not self._stop.is_set():
                 self._collect(block=not self.rows and not self.pending)
