@@ -59,7 +59,9 @@ def mount_api(app, api_key: str | None = None) -> None:
 # bound by reading the weights; splitting each across threads costs a synchronization per matmul.
 # Measured with the serve benchmark's load in-process (4 clients, 24 requests, 24 tokens each, the
 # default model on this 2-core machine at load 6-11): 1 thread 16.9 tok/s and 19.8 CPU s, 2 threads
-# (OpenBLAS's default) 14.7 tok/s and 26.5 CPU s; greedy answers identical. $OPENBLAS_NUM_THREADS wins.
+# (OpenBLAS's default) 14.7 tok/s and 26.5 CPU s; 48 tokens each at load 3-5: 28.1-28.5 tok/s and
+# 27.6-28.6 CPU s against 21.2-24.3 tok/s and 34.1-37.3 CPU s. Greedy answers identical.
+# $OPENBLAS_NUM_THREADS, when set, wins.
 DECODE_BLAS_THREADS = 1
 
 
