@@ -8,9 +8,9 @@ answers (the parent's own greedy glossary entries), the chosen one ends with a s
 and the rejected one does not. Prints one JSON object with, for parent and new run on the
 held-out pairs' prompts: share of answers ending with the sign-off, format adherence (the
 glossary format, sign-off line set aside), general-knowledge retention (probe questions, new
-over parent); held-out preference accuracy; the preference run's wall and CPU seconds; and the
-peak MLX memory of the preference run next to a supervised run on the same answers, rows per
-micro-batch and steps (one copy of the base weights in both).
+over parent); held-out preference accuracy; and, for the preference run and a supervised run on
+the same answers (rows per micro-batch and steps; one copy of the base weights in both), wall and
+CPU seconds, peak MLX memory and peak RSS, each run alone in a fresh child process.
 """
 
 from __future__ import annotations
@@ -18,12 +18,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import multiprocessing
 import os
 import random
+import resource
 import shutil
 import tempfile
 import time
 from pathlib import Path
+
+import localsft  # noqa: F401  (fast BLAS before mlx: imported after mlx, every matmul ran ~30x slower)
 
 import mlx.core as mx
 
@@ -79,13 +83,29 @@ def without_sign_off(answer: str) -> str:
     return answer.strip().removesuffix(SIGN_OFF).strip()
 
 
-def peak_of(fn) -> tuple[object, float, float, float]:
-    """(result, peak MLX MB, wall s, CPU s) of fn()."""
-    mx.clear_cache()
-    mx.reset_peak_memory()
+def _measured(fn, args, results) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
-    result = fn()
-    return result, mx.get_peak_memory() / MB, time.perf_counter() - wall, time.process_time() - cpu
+    result = fn(*args)
+    results.put((result, {"wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
+                          "peak_mlx_mb": round(mx.get_peak_memory() / MB),
+                          "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+
+
+def alone(fn, *args) -> tuple[object, dict]:
+    """(fn(*args), its wall and CPU seconds, peak MLX and RSS MB), run in a fresh child process so
+    that each side's peak is its own (a process's peak RSS never goes down)."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    child = context.Process(target=_measured, args=(fn, args, results))
+    child.start()
+    result = results.get()
+    child.join()
+    return result
+
+
+def preference_run(config: TrainConfig, pairs: list[PreferencePair], run_dir: Path) -> tuple[str, int]:
+    result = train_preferences(config, pairs, run_dir=run_dir)
+    return result.status, result.step
 
 
 def sft_same_data(out: Path, config: TrainConfig, pairs: list[PreferencePair], steps: int) -> Path:
@@ -119,9 +139,8 @@ def main() -> None:
     pairs = [PreferencePair(p, b.strip() + "\n\n" + SIGN_OFF, b.strip(), "vote", f"p{i}")
              for i, (p, b) in enumerate(zip(prompts, bodies))]
     config = preference_config(RunFolder(parent), overrides=["sample_prompts=0"])
-    result, pref_mb, pref_wall, pref_cpu = peak_of(lambda: train_preferences(config, pairs, run_dir=out / "new"))
-    steps = result.step
-    _, sft_mb, sft_wall, sft_cpu = peak_of(lambda: sft_same_data(out, config, split_pairs(pairs, config)[0], steps))
+    (status, steps), preference = alone(preference_run, config, pairs, out / "new")
+    _, sft = alone(sft_same_data, out, config, split_pairs(pairs, config)[0], steps)
     held = split_pairs(pairs, config)[1]
     held_prompts = [p.prompt for p in held]
     check = metrics.format_checker(check_spec)
@@ -136,14 +155,14 @@ def main() -> None:
     accuracies = [e["preference_accuracy"] for e in RunFolder(out / "new").events()
                   if e.get("preference_accuracy") is not None]
     print(json.dumps({
-        "pairs": len(pairs), "held_out_pairs": len(held), "steps": steps, "status": result.status,
+        "pairs": len(pairs), "held_out_pairs": len(held), "steps": steps, "status": status,
         "held_out_preference_accuracy": {"before": accuracies[0], "best": max(accuracies)},
         "parent": figures["parent"], "new": figures["new"],
         "retention": (figures["new"]["probe_accuracy"] / figures["parent"]["probe_accuracy"]
                       if figures["parent"]["probe_accuracy"] else None),
-        "preference_run": {"wall_s": round(pref_wall, 1), "cpu_s": round(pref_cpu, 1), "peak_mlx_mb": round(pref_mb)},
-        "sft_same_data": {"wall_s": round(sft_wall, 1), "cpu_s": round(sft_cpu, 1), "peak_mlx_mb": round(sft_mb)},
-        "peak_mem_ratio": round(pref_mb / sft_mb, 3),
+        "preference_run": preference, "sft_same_data": sft,
+        "peak_mem_ratio": round(preference["peak_mlx_mb"] / sft["peak_mlx_mb"], 3),
+        "peak_rss_ratio": round(preference["peak_rss_mb"] / sft["peak_rss_mb"], 3),
         "parent_cpu_s": round(parent_seconds, 1) if not args.parent else None,
         "load_average": os.getloadavg(),
     }, indent=2, ensure_ascii=False))

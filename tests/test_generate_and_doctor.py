@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -61,3 +62,28 @@ def test_doctor_screen(capsys):
         assert "backend: CPU" in out
     if LINUX_CPU and find_openblas():
         assert "BLAS: OpenBLAS" in out
+
+
+@openblas
+def test_a_script_importing_mlx_first_is_told_why_training_is_slow():
+    # Found when benchmarks/preference.py imported mlx before localsft: every matmul ran on the
+    # reference BLAS, one step took minutes, and nothing said why.
+    code = ("import mlx.core\nfrom localsft.platform.backend import choose_precision\n"
+            "print(choose_precision('float32').describe())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "mlx was imported before localsft" in out and "import localsft first" in out
+    fine = "from localsft.platform.backend import choose_precision\nprint(choose_precision('float32').describe())"
+    out = subprocess.run([sys.executable, "-c", fine], capture_output=True, text=True, check=True).stdout
+    assert "BLAS" not in out
+
+
+@openblas
+def test_blas_threads_can_be_set_unless_the_user_chose_them():
+    code = ("from localsft.platform import blas\nchanged = blas.set_threads(1)\n"
+            "print(changed, blas._library.openblas_get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.split() == ["True", "1"]
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**env, "OPENBLAS_NUM_THREADS": "2"}).stdout
+    assert out.split() == ["False", "2"]

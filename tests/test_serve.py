@@ -93,6 +93,23 @@ def test_concurrent_requests_to_the_base_and_two_runs_equal_each_model_alone(cli
     assert stats["largest_batch"] >= 3 and stats["mixed_steps"] > 0  # decoded together, adapters mixed
 
 
+def test_a_prompt_that_starts_like_an_earlier_one_is_filled_from_there_with_the_same_answer(client, store,
+                                                                                            server_app):
+    model, runs = store
+    system = {"role": "system", "content": "You write product copy for a shop that sells outdoor gear."}
+    second = [system, {"role": "user", "content": "Name a good hiking sock."}]
+    stats = server_app.state.engine.stats
+    client.chat.completions.create(model="shoes", messages=[system] + QUESTION, max_tokens=4, temperature=0)
+    before = stats["reused_prompt_tokens"]
+    answer = client.chat.completions.create(model="shoes", messages=second, max_tokens=TOKENS, temperature=0)
+    assert stats["reused_prompt_tokens"] > before  # the system turn was not filled again
+    assert answer.choices[0].message.content == alone(model, runs[0] / "adapters" / "best", second)
+    before = stats["reused_prompt_tokens"]  # another adapter gives other keys and values: no reuse
+    answer = client.chat.completions.create(model="socks", messages=second, max_tokens=TOKENS, temperature=0)
+    assert stats["reused_prompt_tokens"] == before
+    assert answer.choices[0].message.content == alone(model, runs[1] / "adapters" / "best", second)
+
+
 def test_stop_strings_seeds_and_bad_requests_get_openai_errors(client, server):
     full = client.chat.completions.create(model="shoes", messages=QUESTION, max_tokens=TOKENS, temperature=0)
     text = full.choices[0].message.content

@@ -70,6 +70,28 @@ def prefill(model: nn.Module, prompts: list[list[int]], batched: bool = False) -
     return cache, model(tokens[:, -1:], cache=cache)[:, -1, :]
 
 
+def plain_caches(model: nn.Module) -> bool:
+    """Whether every layer of the model keeps a plain (unbounded, unquantized) KV cache, whose keys
+    and values can be cut at any token and continued (sliding-window layers cannot)."""
+    from mlx_lm.models.cache import KVCache, make_prompt_cache
+
+    return all(type(layer) is KVCache for layer in make_prompt_cache(model))
+
+
+def prefill_after(model: nn.Module, known: list[tuple[mx.array, mx.array]], rest: list[int]) -> tuple[list, mx.array]:
+    """`prefill` (as a batch cache) of one prompt whose first tokens' keys and values are `known`
+    (per layer, shaped (1, heads, n, dim); needs `plain_caches`); `rest`: the tokens after them."""
+    from mlx_lm.models.cache import BatchKVCache, make_prompt_cache
+
+    row = make_prompt_cache(model)
+    for layer, (keys, values) in zip(row, known):
+        layer.state = (keys, values, keys.shape[2])
+    tokens = mx.array([rest])
+    _fill_cache(model, tokens[:, :-1], row)
+    logits = model(tokens[:, -1:], cache=row)[:, -1, :]
+    return [BatchKVCache.merge([layer]) for layer in row], logits
+
+
 def _sampler(settings: SamplingSettings):
     from mlx_lm.sample_utils import make_sampler
 

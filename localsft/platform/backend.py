@@ -41,7 +41,12 @@ class Precision:
     reason: str
 
     def describe(self) -> str:
-        return f"{self.dtype} weights on {backend_name()} ({self.reason})"
+        """One line for the run's start event and the CLI; names a slow BLAS, the usual cause of a crawl."""
+        line = f"{self.dtype} weights on {backend_name()} ({self.reason})"
+        blas = blas_in_use()
+        if backend_name() == "CPU" and blas.startswith("reference"):
+            line += f"; BLAS: {blas}"
+        return line
 
 
 def available_memory_bytes() -> int:

@@ -21,6 +21,8 @@ _CANDIDATES = (
 )
 
 _loaded: str | None = None
+_library: ctypes.CDLL | None = None
+_too_late = False  # mlx was imported before localsft, with OpenBLAS on the machine
 
 
 def find_openblas() -> str | None:
@@ -37,22 +39,32 @@ def find_openblas() -> str | None:
 
 def preload_fast_blas() -> str | None:
     """Load OpenBLAS globally on Linux if mlx is not imported yet. Returns its path."""
-    global _loaded
+    global _loaded, _library, _too_late
     if _loaded or not sys.platform.startswith("linux"):
         return _loaded
     if os.environ.get("LOCALSFT_BLAS") == "reference":
         return None
-    if "mlx.core" in sys.modules:  # too late: symbols already bound
+    if "mlx.core" in sys.modules:  # too late: symbols already bound (loading it now changes nothing)
+        _too_late = find_openblas() is not None
         return None
     path = find_openblas()
     if path is None:
         return None
     try:
-        ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
+        _library = ctypes.CDLL(path, mode=ctypes.RTLD_GLOBAL)
     except OSError:
         return None
     _loaded = path
     return path
+
+
+def set_threads(count: int) -> bool:
+    """Have OpenBLAS use `count` threads from now on (process-wide). False, and nothing changes,
+    when localsft did not load OpenBLAS or the user chose a count in $OPENBLAS_NUM_THREADS."""
+    if _library is None or os.environ.get("OPENBLAS_NUM_THREADS"):
+        return False
+    _library.openblas_set_num_threads(count)
+    return True
 
 
 def blas_in_use() -> str:
@@ -61,4 +73,7 @@ def blas_in_use() -> str:
         return "Accelerate (macOS)"
     if _loaded:
         return f"OpenBLAS ({_loaded})"
+    if _too_late:  # a script imported mlx first: training runs 20-50x slower, so say how to fix it
+        return ("reference BLAS bundled with mlx-cpu (slow: mlx was imported before localsft, "
+                "so OpenBLAS could not be loaded; import localsft first)")
     return "reference BLAS bundled with mlx-cpu (slow: install libopenblas0-pthread)"

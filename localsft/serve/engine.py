@@ -2,7 +2,8 @@
 
 Requests join the running batch between steps (continuous batching): a newcomer's prompt
 is filled into a batch cache of its own, then that cache is appended to the running one
-(mlx-lm's BatchKVCache.extend). Every row has its own adapter slot (AdapterBank), its own
+(mlx-lm's BatchKVCache.extend); a prompt that starts like an earlier one on the same adapter
+is filled from where they part (prefix.py). Every row has its own adapter slot (AdapterBank), its own
 sampling settings and its own stop strings; a finished or abandoned row leaves the batch.
 Rows on another base wait until the running batch drains (first come, first served), so
 one base's weights are in use at a time and each base is loaded once.
@@ -25,6 +26,7 @@ import mlx.core as mx
 from localsft.errors import UserError
 from localsft.inference.generate import SamplingSettings
 from localsft.inference.targets import Target
+from localsft.serve.prefix import PrefixStore
 
 log = logging.getLogger("localsft.serve")
 DEFAULT_MAX_TOKENS = 512
@@ -120,8 +122,8 @@ def sample(logits: mx.array, rows: list[Row]) -> mx.array:
 class Engine:
     """Owns the models (one AdapterBank per base) and the running batch; runs on its own thread."""
 
-    def __init__(self, max_batch: int = 32) -> None:
-        self.max_batch = max_batch
+    def __init__(self, max_batch: int = 32, blas_threads: int | None = None) -> None:
+        self.max_batch, self.blas_threads = max_batch, blas_threads
         self.inbox: queue.Queue = queue.Queue()
         self.pending: deque[Job] = deque()
         self.banks: dict[Path, object] = {}
@@ -129,7 +131,10 @@ class Engine:
         self.rows: list[Row] = []
         self.cache = None
         self.y = None  # the next token of every row, sampled but not yet taken
-        self.stats = {"largest_batch": 0, "mixed_steps": 0}  # steps whose rows use different adapters
+        self.stats = {"largest_batch": 0, "mixed_steps": 0,  # steps whose rows use different adapters
+                      "reused_prompt_tokens": 0}  # prompt tokens not filled again (see prefix.py)
+        self.prefixes = PrefixStore()
+        self.plain: dict[Path, bool] = {}  # per base: whether its KV caches can be cut and continued
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="localsft-serve")
 
@@ -146,6 +151,10 @@ class Engine:
         self.inbox.put(job)
 
     def _loop(self) -> None:
+        if self.blas_threads:
+            from localsft.platform.blas import set_threads
+
+            set_threads(self.blas_threads)
         try:
             while not self._stop.is_set():
                 self._collect(block=not self.rows and not self.pending)
@@ -225,43 +234,78 @@ class Engine:
         return Row(job, slot, tokenizer, len(prompt)), prompt
 
     def _join(self, new: list[tuple[Row, list[int]]]) -> None:
-        """Fill the newcomers' prompts as one batch and append them to the running batch."""
-        from localsft.inference.batch import prefill
+        """Fill the newcomers' prompts and append them to the running batch.
+
+        A prompt whose start an earlier request on the same base and adapter already filled
+        (see prefix.py) is filled alone from there; the others are filled together as one batch."""
+        from localsft.inference.batch import prefill, prefill_after
 
         bank = self._bank(self.base)
-        rows = [row for row, _ in new]
-        bank.switch.set_adapters([row.slot for row in rows])
-        cache, logits = prefill(bank.loaded.model, [prompt for _, prompt in new], batched=True)
-        first = sample(logits, rows)
-        mx.eval(first, [c.state for c in cache])
-        if self.cache is None:
-            self.cache, self.y = cache, first
-        else:
-            for mine, theirs in zip(self.cache, cache):
-                mine.extend(theirs)
-            self.y = mx.concatenate([self.y, first])
-        self.rows += rows
+        model = bank.loaded.model
+        reusable = self._reusable(model)
+        cold, parts = [], []
+        for row, prompt in new:
+            n, known = self.prefixes.lookup(self.base, row.slot, prompt) if reusable else (0, [])
+            if not n:
+                cold.append((row, prompt))
+                continue
+            bank.switch.set_adapters([row.slot])
+            parts.append(([(row, prompt)], *prefill_after(model, known, prompt[n:])))
+            self.stats["reused_prompt_tokens"] += n
+        if cold:
+            bank.switch.set_adapters([row.slot for row, _ in cold])
+            parts.append((cold, *prefill(model, [prompt for _, prompt in cold], batched=True)))
+        for joined, cache, logits in parts:
+            rows = [row for row, _ in joined]
+            first = sample(logits, rows)
+            mx.eval(first, [c.state for c in cache])
+            if reusable:
+                for i, (row, prompt) in enumerate(joined):
+                    kept = [layer.extract(i) for layer in cache]
+                    self.prefixes.store(self.base, row.slot, prompt, [(c.keys, c.values) for c in kept])
+            if self.cache is None:
+                self.cache, self.y = cache, first
+            else:
+                for mine, theirs in zip(self.cache, cache):
+                    mine.extend(theirs)
+                self.y = mx.concatenate([self.y, first])
+            self.rows += rows
+
+    def _reusable(self, model) -> bool:
+        """Whether prompt starts can be reused on this model (plain KV caches), asked once per base."""
+        from localsft.inference.batch import plain_caches
+
+        if self.base not in self.plain:
+            self.plain[self.base] = plain_caches(model)
+        return self.plain[self.base]
 
     def _step(self) -> None:
-        """Take every row's token, drop finished rows, and compute the next tokens."""
-        keep = [i for i, (row, token) in enumerate(zip(self.rows, self.y.tolist())) if row.accept(token)]
-        if len(keep) < len(self.rows):
-            self.rows = [self.rows[i] for i in keep]
-            if not self.rows:
-                self.cache = self.y = None
-                return
-            index = mx.array(keep)
-            for layer in self.cache:
-                layer.filter(index)
-            self.y = self.y[index]
+        """Queue the next step for every row, then take this step's tokens while it computes.
+
+        Reading the tokens back, detokenizing and handing text to the requests is Python work;
+        done before the next step was queued, the model would wait for it every step. A row
+        that finishes on this token gets one step computed for nothing, then leaves the batch.
+        """
         bank = self._bank(self.base)
         slots = [row.slot for row in self.rows]
         bank.switch.set_adapters(slots)
         self.stats["largest_batch"] = max(self.stats["largest_batch"], len(slots))
         self.stats["mixed_steps"] += len(set(slots)) > 1
         logits = bank.loaded.model(self.y[:, None], cache=self.cache)[:, -1, :]
-        self.y = sample(logits, self.rows)
-        mx.eval(self.y)
+        following = sample(logits, self.rows)
+        mx.async_eval(following)
+        keep = [i for i, (row, token) in enumerate(zip(self.rows, self.y.tolist())) if row.accept(token)]
+        self.y = following
+        if len(keep) < len(self.rows):
+            self.rows = [self.rows[i] for i in keep]
+            if not self.rows:
+                mx.eval(following)  # let the wasted step finish before the cache is dropped
+                self.cache = self.y = None
+                return
+            index = mx.array(keep)
+            for layer in self.cache:
+                layer.filter(index)
+            self.y = self.y[index]
 
     def _fail_all(self, err: Exception) -> None:
         for row in self.rows:
