@@ -39,7 +39,7 @@ class TrainState:
     evals_since_best: int = 0
     base_val_loss: float | None = None  # before any training: what divergence is measured against
     elapsed_s: float = 0.0
-    best_adherence: float | None = None  # held-out format adherence of the best checkpoint (format_watch.py)
+    best_adherence: float | None = None  # the highest held-out format adherence so far (format_watch.py)
 
     best_accuracy: float | None = None  # preference runs: held-out preference accuracy of the best step
 

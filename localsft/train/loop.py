@@ -395,10 +395,12 @@ class _Trainer:
         state = self.state
         self.val_loss = val_loss
         adherence, answers = self.format_watch.measure(self.model) if self.format_watch and sample else (None, None)
-        improved = is_better(adherence, val_loss, state.best_adherence, state.best_val_loss)
+        tolerance = self.format_watch.tolerance if self.format_watch else 0.0
+        improved = is_better(adherence, val_loss, state.best_adherence, state.best_val_loss, tolerance)
+        if adherence is not None:
+            state.best_adherence = max(adherence, state.best_adherence or 0.0)
         if improved:
             state.best_val_loss, state.best_step, state.evals_since_best = val_loss, state.step, 0
-            state.best_adherence = adherence if adherence is not None else state.best_adherence
             if self.group.is_main:
                 save_adapters(self.run_folder.adapters_dir("best"), self.model, self.adapter_conf)
         else:
