@@ -63,7 +63,8 @@ def train_parent(out: Path, rows: list[dict], check: dict) -> Path:
         writer = csv.DictWriter(fh, ["term", "entry"])
         writer.writeheader()
         writer.writerows(rows)
-    config = TrainConfig(data=str(data), system_prompt=SYSTEM, iters=30, batch_tokens=512, learning_rate=3e-4, lora_alpha=16.0,
+    config = TrainConfig(data=str(data), system_prompt=SYSTEM, iters=30, batch_tokens=512, learning_rate=3e-4,
+                         lora_alpha=16.0,
                          lora_layers=8, format_check=check, test_fraction=0.0, early_stopping_patience=0,
                          sample_prompts=0)
     train(config, run_dir=out / "parent")
