@@ -288,7 +288,7 @@ class _Trainer:
                 early = self._evaluate()
                 if self._diverging():
                     return self._diverged()
-                if early:
+                if early and step < self.total_steps:  # at the last step the run simply ends
                     return self._finish(early=True)
             if step % self.checkpoint_every == 0 and step < self.total_steps:
                 self._checkpoint()
