@@ -90,7 +90,7 @@ def test_buttons_follow_the_running_job_and_status_lines_never_go_stale(page, ti
 
         open_tab(page, "Train")
         page.locator("#train-stop").click()
-        expect(page.locator("#train-message")).to_contain_text("Stopping")
+        expect(page.locator("#train-message")).to_contain_text("Stopping", timeout=30_000)  # a busy machine
         expect(page.locator("#train-progress")).to_have_attribute("data-status", "stopped", timeout=120_000)
         assert jobs.wait(job, 30)  # this test process started it, so it reaps it (as the app does its own)
         expect(page.locator("#train-message")).not_to_contain_text("Stopping")  # replaced by the outcome
@@ -128,7 +128,7 @@ def test_compare_answers_each_message_on_its_own_and_says_when_it_remembers(page
 
     page.locator("#chat-conversation input").check()
     expect(page.locator("#chat-mode")).to_contain_text("see the earlier messages")
-    expect(page.locator("#chat-tuned .bot")).to_have_count(0)  # a conversation starts fresh
+    expect(page.locator("#chat-tuned .bot")).to_have_count(0, timeout=30_000)  # a conversation starts fresh
 
     # The evaluation in plain words, technical scores behind Details, examples side by side.
     page.locator("#eval-go").click()
