@@ -56,11 +56,11 @@ def test_forty_rows_with_no_settings_learn_the_format_and_do_not_degenerate(defa
     # it still answers general questions (replay): the shipped probes, tuned against base
     replayed = (result.run_dir / "data" / "replay.jsonl").read_text().splitlines()
     assert started.sizing["replay"] == len(replayed) == 10
-    probes = load_probes()
+    probes = load_probes()[::2]  # 35 of the 70, every category
     questions = [[{"role": "user", "content": p["question"]}] for p in probes]
     scores = {}
     for side, model in (("base", loaded), ("tuned", tuned)):
         said = greedy_answers(model.model, model.tokenizer, questions, 32)
         scores[side] = sum(probe_correct(a, p["answers"]) for a, p in zip(said, probes))
-    # measured: 28 of the base's 39 (0.72; without replay the tuned model answered them in JSON: 0)
+    # measured on all 70: 28 of the base's 39 (0.72); without replay the tuned model answered in JSON (0)
     assert scores["tuned"] >= 0.6 * scores["base"], scores
