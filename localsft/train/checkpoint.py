@@ -36,7 +36,8 @@ class TrainState:
     trained_tokens: int = 0
     best_val_loss: float | None = None
     best_step: int = 0
-    evals_since_best: int = 0
+    evals_since_best: int = 0  # validations since the last progress: a new best, or a new lowest loss
+    lowest_val_loss: float | None = None
     base_val_loss: float | None = None  # before any training: what divergence is measured against
     elapsed_s: float = 0.0
     best_adherence: float | None = None  # the highest held-out format adherence so far (format_watch.py)

@@ -399,12 +399,15 @@ class _Trainer:
         improved = is_better(adherence, val_loss, state.best_adherence, state.best_val_loss, tolerance)
         if adherence is not None:
             state.best_adherence = max(adherence, state.best_adherence or 0.0)
+        # progress: a new best checkpoint, or a new lowest validation loss (the answers still
+        # move towards the references even when an 8-prompt format count dips)
+        lower = state.lowest_val_loss is None or val_loss < state.lowest_val_loss
+        state.lowest_val_loss = val_loss if lower else state.lowest_val_loss
+        state.evals_since_best = 0 if improved or lower else state.evals_since_best + 1
         if improved:
-            state.best_val_loss, state.best_step, state.evals_since_best = val_loss, state.step, 0
+            state.best_val_loss, state.best_step = val_loss, state.step
             if self.group.is_main:
                 save_adapters(self.run_folder.adapters_dir("best"), self.model, self.adapter_conf)
-        else:
-            state.evals_since_best += 1
         self.log.emit(ev.Eval(step=state.step, val_loss=round(val_loss, 5),
                               best_val_loss=round(state.best_val_loss or val_loss, 5), improved=improved,
                               format_adherence=adherence))
@@ -412,9 +415,9 @@ class _Trainer:
             self._sample(answers)
         self.model.train()
         patience = self.config.early_stopping_patience
-        # "better" ranks format adherence first, so a run whose format holds stops once its
-        # validation loss has not improved for `patience` validations (not as soon as the format
-        # holds: measured, that left 19 of 20 held-out answers the same label)
+        # stop after `patience` validations without progress; not as soon as the format holds
+        # (measured: 19 of 20 held-out answers the same label) nor while the loss still falls
+        # (brand-voice, 40 rows: stopped at step 25 of 60 with loss falling 3.4 -> 2.7, 65% format)
         return bool(patience and state.evals_since_best >= patience)
 
     def _sample(self, answered: list[str] | None) -> None:
