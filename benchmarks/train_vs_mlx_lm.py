@@ -90,7 +90,8 @@ def ours(model: Path, data: Path, out: Path, args, batching: list[str], precisio
                 "lora_layers": args.layers, "learning_rate": args.lr, "warmup_ratio": 0.05,
                 "lr_schedule": "cosine", "max_seq_len": args.max_seq_len, "eval_every": 10**6,
                 "checkpoint_every": 10**6, "early_stopping_patience": 0, "sample_prompts": 0,
-                "precision": precision, "seed": 0, "batch_tokens": args.batch_tokens}
+                "precision": precision, "seed": 0, "batch_tokens": args.batch_tokens,
+                "replay": 0}  # the same rows as mlx_lm: a speed comparison
     sets = [x for k, v in settings.items() for x in ("--set", f"{k}={v}")]
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "localsft", "train", "--data", str(data), "--model", str(model),
