@@ -55,3 +55,17 @@ def test_the_base_answers_are_made_once_per_model(tiny_model_dir, localsft_home)
     assert len(cache[0].read_text().splitlines()) == 3
     answer_general(loaded, general_prompts()[:4])  # only the new request is answered
     assert len(cache[0].read_text().splitlines()) == 4
+
+
+def test_a_run_from_before_replay_resumes_on_its_own_rows(tiny_model_dir, tmp_path, localsft_home):
+    from localsft.runs.folder import RunFolder
+
+    data = make_data(tmp_path / "data", n_train=40)
+    run = tmp_path / "run"
+    stopped = train(tiny_config(tiny_model_dir, data, epochs=2), run, stop=lambda: True)
+    assert stopped.status == "stopped"
+    config = RunFolder(run).config_path
+    config.write_text("".join(line + "\n" for line in config.read_text().splitlines()
+                              if not line.startswith("replay:")))  # as written before replay existed
+    assert train(resume=True, run_dir=run).status == "finished"
+    assert not (run / "data" / FILE).exists()

@@ -181,7 +181,7 @@ class _Trainer:
 
             train_rows = self.group.from_main(lambda: augmented_train_rows(train_rows, self.loaded, run.data_dir,
                                                                            config.seed))
-        replay = self._replay_rows(train_rows, run) if config.replay > 0 else []
+        replay = self._replay_rows(train_rows, run, resume) if config.replay > 0 else []
         train_rows = train_rows + replay
         examples = tokenize_examples(train_rows, tokenizer, config.max_seq_len, config.mask_prompt)
         self.valid = tokenize_examples(self.valid_rows, tokenizer, config.max_seq_len, config.mask_prompt)
@@ -210,10 +210,13 @@ class _Trainer:
         self.model.train()
         self._build_functions()
 
-    def _replay_rows(self, train_rows: list[dict], run: RunFolder) -> list[dict]:
-        """General rows answered by the base model (before LoRA is attached), made once per run."""
-        from localsft.train.replay import replay_rows
+    def _replay_rows(self, train_rows: list[dict], run: RunFolder, resume: bool) -> list[dict]:
+        """General rows answered by the base model (before LoRA is attached), made once per run;
+        none for a resumed run that began without them (its data must not change mid-run)."""
+        from localsft.train.replay import FILE, replay_rows
 
+        if resume and not (run.data_dir / FILE).exists():
+            return []
         config = self.config
         return self.group.from_main(lambda: replay_rows(train_rows, self.loaded, run.data_dir, config.replay,
                                                         config.seed))
