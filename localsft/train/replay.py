@@ -99,7 +99,9 @@ def replay_rows(train_rows: list[dict], loaded, data_dir: Path, share: float, se
     """The general rows for this run (made once, kept in RUN/data/replay.jsonl); [] when share is 0."""
     path = Path(data_dir) / FILE
     if path.exists():
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from localsft.train.batching import read_jsonl
+
+        return read_jsonl(path)
     prompts = general_prompts()
     count = replay_count(len(train_rows), share, len(prompts))
     if not count:
