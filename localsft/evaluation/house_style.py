@@ -120,6 +120,40 @@ def format_checker(spec: dict | None) -> Callable[[str], bool] | None:
     return lambda text: all(check(text.strip()) for check in checks)
 
 
+def hopeless_checker(spec: dict | None) -> Callable[[str], bool] | None:
+    """A function telling, from the start of an answer, that no way of finishing it can pass
+    `format_checker(spec)`; None when nothing in the spec can tell early. A decode that only needs
+    the verdict stops such an answer there (training's format watch: the base model's first
+    answers run to the token limit, and are off-format after a few words).
+
+    Early signs: a start that is not (a beginning of) `starts_with`, more than `max_length`
+    characters, and a start no match of the regex begins with (partial matching of the `regex`
+    package, which mlx-lm's tokenizers already install). `ends_with`, `line_starts_with` and
+    JSON schemas are only judged on the whole answer."""
+    if not spec:
+        return None
+    signs: list[Callable[[str], bool]] = []
+    start = (spec.get("starts_with") or "").strip()
+    if start:
+        signs.append(lambda text: not (text.startswith(start) or start.startswith(text)))
+    limit = spec.get("max_length")
+    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
+        signs.append(lambda text: len(text) > limit)
+    if spec.get("regex"):
+        try:
+            import regex
+
+            pattern = regex.compile(spec["regex"], regex.DOTALL)
+        except Exception:  # noqa: BLE001  (no early verdict: the whole answer is still judged)
+            pattern = None
+        if pattern is not None:
+            signs.append(lambda text: pattern.fullmatch(text, partial=True) is None)
+    if not signs:
+        return None
+    # trailing whitespace may yet be trimmed away, so judge the start without it
+    return lambda text: any(sign(text.strip()) for sign in signs)
+
+
 def preview(spec: dict | None, answers: list[str], rows: list[int] | None = None, limit: int = 5) -> StylePreview:
     """Check the house style on the user's own answers; rows: the spreadsheet row of each answer."""
     format_checker(spec)  # a bad rule or regex is a UserError before anything is counted

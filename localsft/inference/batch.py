@@ -113,12 +113,14 @@ def row_slots(rows: int, adapter_on: list[bool] | None, adapter_slots: list[int]
 def decode_tokens(model: nn.Module, prompts: list[list[int]], eos_ids: set[int],
                   settings: SamplingSettings | None = None, switch: RowSwitch | None = None,
                   adapter_on: list[bool] | None = None,
-                  adapter_slots: list[int] | None = None) -> Iterator[list[tuple[int, int]]]:
+                  adapter_slots: list[int] | None = None,
+                  halted: set[int] | None = None) -> Iterator[list[tuple[int, int]]]:
     """Yield, step by step, `(row, token)` for every row still decoding.
 
     prompts: token ids per row. adapter_slots: per row, the adapter slot it uses (0 = base;
     needs `switch`, the RowSwitch of the model's AdapterBank); adapter_on is the one-adapter
     shorthand (True = slot 1). End-of-turn tokens (`eos_ids`) end a row and are not yielded.
+    halted: rows the caller adds while a step is yielded leave the batch after that step.
     """
     settings = settings or SamplingSettings()
     if not prompts or any(not p for p in prompts) or settings.max_tokens < 1:
@@ -148,6 +150,8 @@ def decode_tokens(model: nn.Module, prompts: list[list[int]], eos_ids: set[int],
                 keep.append(i)
         if step:
             yield step
+            if halted:
+                keep = [i for i in keep if rows[i] not in halted]
         if len(keep) < len(rows):
             rows = [rows[i] for i in keep]
             if not rows:
@@ -165,13 +169,17 @@ def decode_tokens(model: nn.Module, prompts: list[list[int]], eos_ids: set[int],
 def decode_text(model: nn.Module, tokenizer, prompts: list[list[int]],
                 settings: SamplingSettings | None = None, switch: RowSwitch | None = None,
                 adapter_on: list[bool] | None = None,
-                adapter_slots: list[int] | None = None) -> Iterator[tuple[int, str]]:
-    """Like `decode_tokens`, but yield `(row, text_piece)` as each row's text grows."""
+                adapter_slots: list[int] | None = None,
+                halted: set[int] | None = None) -> Iterator[tuple[int, str]]:
+    """Like `decode_tokens`, but yield `(row, text_piece)` as each row's text grows (and `halted`
+    rows, added by the caller while their piece is yielded, stop there)."""
     if len(prompts) > 1 and not takes_padded_batches(model):  # one row at a time, each on its plain cache
         slots = row_slots(len(prompts), adapter_on, adapter_slots)
         for row, prompt in enumerate(prompts):
             for _, piece in decode_text(model, tokenizer, [prompt], settings, switch, adapter_slots=[slots[row]]):
                 yield row, piece
+                if halted and row in halted:
+                    break
         return
     detokenizers = [tokenizer.detokenizer for _ in prompts]
     eos_ids = set(tokenizer.eos_token_ids)
@@ -183,7 +191,7 @@ def decode_text(model: nn.Module, tokenizer, prompts: list[list[int]],
             yield row, piece
 
     active = set(range(len(prompts)))
-    for step in decode_tokens(model, prompts, eos_ids, settings, switch, adapter_on, adapter_slots):
+    for step in decode_tokens(model, prompts, eos_ids, settings, switch, adapter_on, adapter_slots, halted):
         for row, token in step:
             detokenizers[row].add_token(token)
             piece = detokenizers[row].last_segment

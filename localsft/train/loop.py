@@ -206,6 +206,9 @@ class _Trainer:
         # one process only: the decision to stop must be the same on every data-parallel rank
         self.format_watch = None if self.group.size > 1 else FormatWatch.for_run(config, self.valid_rows, self.loaded)
         self.eval_every = config.eval_every or sz.eval_every(self.total_steps, self.format_watch is not None)
+        # validations from one format check to the next (1: every one), from the cost of a check
+        step_tokens = self.plan.tokens_per_epoch() / max(self.plan.steps_per_epoch(), 1)
+        self.format_every = self.format_watch.checks_every(self.eval_every * step_tokens) if self.format_watch else 1
         self.checkpoint_every = config.checkpoint_every or self.eval_every
         self.model.train()
         self._build_functions()
@@ -397,9 +400,13 @@ class _Trainer:
         val_loss = total / max(count, 1.0)
         state = self.state
         self.val_loss = val_loss
-        adherence, answers = self.format_watch.measure(self.model) if self.format_watch and sample else (None, None)
+        watching = self.format_watch is not None and sample
+        checking = watching and self._format_due()
+        adherence, answers = self.format_watch.measure(self.model) if checking else (None, None)
         tolerance = self.format_watch.tolerance if self.format_watch else 0.0
-        improved = is_better(adherence, val_loss, state.best_adherence, state.best_val_loss, tolerance)
+        # between format checks only the loss is measured, and only a checked validation can be best
+        improved = (checking or not watching) and is_better(adherence, val_loss, state.best_adherence,
+                                                            state.best_val_loss, tolerance)
         if adherence is not None:
             state.best_adherence = max(adherence, state.best_adherence or 0.0)
         # progress: a new best checkpoint, or a new lowest validation loss (the answers still
@@ -414,7 +421,7 @@ class _Trainer:
         self.log.emit(ev.Eval(step=state.step, val_loss=round(val_loss, 5),
                               best_val_loss=round(state.best_val_loss or val_loss, 5), improved=improved,
                               format_adherence=adherence))
-        if sample and self.group.is_main:
+        if sample and self.group.is_main and checking == watching:  # samples reuse the check's answers
             self._sample(answers)
         self.model.train()
         patience = self.config.early_stopping_patience
@@ -422,6 +429,12 @@ class _Trainer:
         # (measured: 19 of 20 held-out answers the same label) nor while the loss still falls
         # (brand-voice, 40 rows: stopped at step 25 of 60 with loss falling 3.4 -> 2.7, 65% format)
         return bool(patience and state.evals_since_best >= patience)
+
+    def _format_due(self) -> bool:
+        """Whether this validation checks the format: the first one, every `format_every`-th after
+        it, and the last (the best checkpoint is picked among checked validations)."""
+        step = self.state.step
+        return step >= self.total_steps or (step // self.eval_every - 1) % self.format_every == 0
 
     def _sample(self, answered: list[str] | None) -> None:
         """Greedy answers to the first held-out prompts, for the app; `answered`: the format watch's
