@@ -3,11 +3,14 @@
     .venv/bin/python benchmarks/time_to_quality.py --quick          # fixed-format at 40 rows only
     nice -n 10 .venv/bin/python benchmarks/time_to_quality.py       # 3 sets x (40, 200) rows
     .venv/bin/python benchmarks/time_to_quality.py --quick --only-ours --set replay=0   # try a change
+    .venv/bin/python benchmarks/time_to_quality.py --only-ours --rows 40 --replay-cached  # a later run
 
 For each shipped set with a format check and each training size, both trainers get the same
 data (train.jsonl, an 8-row valid.jsonl, a 20-row held-out test.jsonl never trained on):
 - ours: `localsft train --recipe SET --data DIR` and nothing else (the recipe sets only the
-  task's system prompt and format check; steps, batch, learning rate, layers are sized);
+  task's system prompt and format check; steps, batch, learning rate, layers are sized), as a
+  first run on the model: the replay answers, cached per model afterwards, are made and counted
+  (`--replay-cached`: as a later run, they are made by a `--dry-run` before the timing);
 - mlx_lm: `mlx_lm lora` with expert flags: every layer (num_layers -1, all linear keys by
   default), mask_prompt, batch 4, lr 1e-4 (scale 20), 60 iterations at 40 rows (6 epochs)
   and 100 at 200 (2 epochs), one validation, an adapter saved every ~1/6 of the run.
@@ -100,21 +103,23 @@ def run_watched(cmd: list[str], env: dict, log: Path, snapshots, keep: Path) -> 
             "snapshots": sorted(taken, key=lambda t: t["step"])}
 
 
-def ours(recipe: str, data: Path, out: Path, settings: list[str]) -> dict:
+def ours(recipe: str, data: Path, out: Path, settings: list[str], replay_cached: bool = False) -> dict:
     from localsft import paths
 
     shutil.rmtree(out, ignore_errors=True)
     # a first run on this model: its replay answers (train/replay.py) are made, and counted, again
     shutil.rmtree(paths.cache_dir() / "replay", ignore_errors=True)
+    base = [sys.executable, "-m", "localsft", "train", "--recipe", recipe, "--data", str(data)]
+    base += [arg for setting in settings for arg in ("--set", setting)]
+    if replay_cached:  # a later run on the same model: the plan (not timed) makes and caches them
+        subprocess.run(base + ["--dry-run"], check=True, stdout=subprocess.DEVNULL)
 
     def snapshots():
         folder = out / "checkpoints"
         found = folder.glob("step-*/state.safetensors") if folder.exists() else []
         return [(int(p.parent.name.split("-")[1]), p) for p in found]
 
-    cmd = [sys.executable, "-m", "localsft", "train", "--recipe", recipe, "--data", str(data), "--out", str(out)]
-    cmd += [arg for setting in settings for arg in ("--set", setting)]
-    result = run_watched(cmd, dict(os.environ), out.with_suffix(".log"), snapshots, out.with_suffix(".snaps"))
+    result = run_watched(base + ["--out", str(out)], dict(os.environ), out.with_suffix(".log"), snapshots, out.with_suffix(".snaps"))
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     steps = [e for e in events if e["type"] == "step"]
     started = next(e for e in events if e["type"] == "started")
@@ -235,7 +240,7 @@ def case(name: str, rows: int, work: Path, fp32: Path, params: int, peak_gflops:
     folder = work / f"{name}-{rows}"
     data = folder / "data"
     n_train = split_case(recipe, rows, data, load_model(str(fp32), precision="float32").tokenizer)
-    runs = {"ours": ours(name, data, folder / "ours", args.set)}
+    runs = {"ours": ours(name, data, folder / "ours", args.set, args.replay_cached)}
     if not args.only_ours:
         runs["mlx_lm"] = mlx_lm(fp32, data, folder / "mlx", rows)
     scorer = Scorer(fp32, data, recipe.train_config().format_check)
@@ -264,6 +269,8 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a setting for our trainer (repeatable): to try a change against the default")
     parser.add_argument("--only-ours", action="store_true", help="skip mlx_lm (to iterate on ours)")
+    parser.add_argument("--replay-cached", action="store_true",
+                        help="ours as a later run on the model: replay answers made before the timing")
     args = parser.parse_args()
     from mlx.utils import tree_flatten
 
