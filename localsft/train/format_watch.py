@@ -2,11 +2,12 @@
 
 For a run with a `format_check`, the validation loss alone picks badly: on small data the
 loss keeps "improving" while the answers lose the format (issue 15 measured exactly that).
-So each validation also answers `FORMAT_PROMPTS` held-out prompts greedily, and the best
-checkpoint is the one with the highest adherence (ties: the lower validation loss), and early
-stopping counts validations without such an improvement. Stopping as soon as the format held
-was tried and measured: the run ended at step 20 of 60 with 19 of 20 held-out answers the same
-label (format right, content not yet learned).
+So validations also answer `FORMAT_PROMPTS` held-out prompts greedily (every one, or every
+k-th when that decode costs more than `WATCH_SHARE` of the training between validations),
+and the best checkpoint is the checked one with the highest adherence (ties: the lower
+validation loss). An answer stops as soon as it can no longer have the format. Stopping as
+soon as the format held was tried and measured: the run ended at step 20 of 60 with 19 of 20
+held-out answers the same label (format right, content not yet learned).
 """
 
 from __future__ import annotations
