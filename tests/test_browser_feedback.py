@@ -81,6 +81,9 @@ def walk_through(page):
     # Compare: the parent on the left, the improved run on the right, answering together.
     page.locator("#train-to-compare").click()
     expect(page.locator("#compare-run input")).to_have_value(new, timeout=30_000)
+    # the new run's own state has arrived (its tally: no votes), so its default sides cannot
+    # come back over the choice below (on a loaded machine they did: the left went back to the base)
+    expect(page.locator("#ab-tally")).to_contain_text("no votes yet", timeout=60_000)
     page.locator("#compare-left input").click()
     page.get_by_role("option", name=re.compile("the run this one improves")).click()
     expect(page.locator("#chat-base")).to_contain_text("parent (the run this one improves)")
