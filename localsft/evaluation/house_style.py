@@ -133,12 +133,13 @@ def hopeless_checker(spec: dict | None) -> Callable[[str], bool] | None:
     if not spec:
         return None
     signs: list[Callable[[str], bool]] = []
-    start = (spec.get("starts_with") or "").strip()
-    if start:
+    rules = rule_checks(spec)  # the same rules (and the same errors) as format_checker
+    if "starts_with" in rules:
+        start = spec["starts_with"].strip()
         signs.append(lambda text: not (text.startswith(start) or start.startswith(text)))
-    limit = spec.get("max_length")
-    if isinstance(limit, int) and not isinstance(limit, bool) and limit > 0:
-        signs.append(lambda text: len(text) > limit)
+    if "max_length" in rules:  # a start already too long stays too long
+        fits = rules["max_length"]
+        signs.append(lambda text: not fits(text))
     if spec.get("regex"):
         try:
             import regex
