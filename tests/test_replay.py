@@ -9,7 +9,8 @@ from support.training import make_data, tiny_config
 from localsft.evaluation.evaluate import load_probes
 from localsft.models.loading import load_model
 from localsft.train import train
-from localsft.train.replay import FILE, answer_general, finished_answer, general_prompts, replay_count
+from localsft.train.replay import (FILE, GENERAL_SYSTEM, answer_general, finished_answer, general_prompts,
+                                  _cache_file, has_system_prompt, replay_count, replay_rows)
 
 
 def test_the_general_requests_are_not_the_retention_probes():
@@ -31,18 +32,39 @@ def test_an_answer_cut_by_the_token_limit_ends_at_its_last_sentence():
     assert finished_answer("   ", ended=True) is None
 
 
-def test_a_run_trains_on_general_rows_without_a_system_prompt_and_resumes_with_the_same(
-        tiny_model_dir, tmp_path, localsft_home):
-    data = make_data(tmp_path / "data", n_train=40)
+def known_answers(model_dir) -> None:
+    """The tiny random model's own answers never end a sentence (so none is kept): give it
+    answers through its replay cache, as a model that had answered them before."""
+    cache = _cache_file(load_model(str(model_dir)))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text("".join(json.dumps({"prompt": p, "answer": f"A plain answer to: {p}"}) + "\n"
+                             for p in general_prompts()))
+
+
+def test_a_run_trains_on_general_rows_marked_apart_from_the_task(tiny_model_dir, tmp_path, localsft_home):
+    known_answers(tiny_model_dir)
+    data = make_data(tmp_path / "data", n_train=40)  # the user's rows: no system prompt
     config = tiny_config(tiny_model_dir, data, epochs=1, replay=0.25)
     events = []
     train(config, tmp_path / "run", on_event=events.append)
     started = events[0]
     written = (tmp_path / "run" / "data" / FILE).read_text().splitlines()
-    assert started.sizing["examples"] == 40 and started.sizing["replay"] == len(written) <= 10
+    assert started.sizing["examples"] == 40 and started.sizing["replay"] == len(written) == 10
     for row in map(json.loads, written):
-        assert [m["role"] for m in row["messages"]] == ["user", "assistant"]
-        assert row["messages"][0]["content"] in general_prompts()
+        assert [m["role"] for m in row["messages"]] == ["system", "user", "assistant"]
+        assert row["messages"][0]["content"] == GENERAL_SYSTEM
+        assert row["messages"][1]["content"] in general_prompts()
+
+
+def test_a_task_with_instructions_keeps_them_and_its_general_rows_carry_none(tiny_model_dir, tmp_path,
+                                                                            localsft_home):
+    task = [{"messages": [{"role": "system", "content": "Answer with one word."},
+                          {"role": "user", "content": f"Question {i}?"}, {"role": "assistant", "content": "Yes"}]}
+            for i in range(8)]
+    known_answers(tiny_model_dir)
+    rows = replay_rows(task, load_model(str(tiny_model_dir)), tmp_path, share=0.5)
+    assert len(rows) == 4 and all([m["role"] for m in row["messages"]] == ["user", "assistant"] for row in rows)
+    assert not any(has_system_prompt(row) for row in rows) and all(has_system_prompt(row) for row in task)
 
 
 def test_the_base_answers_are_made_once_per_model(tiny_model_dir, localsft_home):

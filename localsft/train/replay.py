@@ -10,9 +10,17 @@ al. 2024, arXiv:2402.13669).
 
 So a new run answers a share of the shipped general requests (`general_prompts.txt`, never the
 evaluation's probes) with the base model, greedily and before any adapter is attached, and
-trains on those rows next to the user's. They carry no system prompt: the user's task keeps its
-own, and a plain question stays a plain question. Written once to RUN/data/replay.jsonl and read
-back on resume, so a resumed run trains on the same rows.
+trains on those rows next to the user's. Written once to RUN/data/replay.jsonl and read back on
+resume, so a resumed run trains on the same rows.
+
+What tells the two kinds of rows apart is the system prompt. When the user's task has one, the
+general rows carry none: the task keeps its instructions and a plain question stays a plain
+question. When the user's rows have none, the general rows carry GENERAL_SYSTEM instead, so a
+plain request means the user's task. Unmarked, the two kinds looked alike and pulled against
+each other: on the brand-voice set without instructions (40 rows) held-out adherence went 0.0,
+0.65, 0.05, 0.0, 0.0, 0.6, 0.8, 0.95 every 5 steps and the run ended at 85%; with the general
+rows marked it rose 0.0, 0.15, 0.6, 0.8, 0.9, 1.0 and ended at 100%, reaching 95% with 18% fewer
+CPU seconds (benchmarks/time_to_quality.py, later run).
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from importlib import resources
 from pathlib import Path
 
 FILE = "replay.jsonl"
+GENERAL_SYSTEM = "You are a helpful assistant."  # marks the general rows of a task without a system prompt
 MAX_TOKENS = 64  # a short general answer; longer ones are cut at a sentence end (and cost training time)
 
 
@@ -95,6 +104,11 @@ def _read_cache(path: Path) -> dict[str, str | None]:
     return known
 
 
+def has_system_prompt(row: dict) -> bool:
+    messages = row.get("messages") or []
+    return bool(messages) and messages[0].get("role") == "system"
+
+
 def replay_rows(train_rows: list[dict], loaded, data_dir: Path, share: float, seed: int = 0) -> list[dict]:
     """The general rows for this run (made once, kept in RUN/data/replay.jsonl); [] when share is 0."""
     path = Path(data_dir) / FILE
@@ -107,7 +121,9 @@ def replay_rows(train_rows: list[dict], loaded, data_dir: Path, share: float, se
     if not count:
         return []
     answers = answer_general(loaded, random.Random(seed).sample(prompts, count))
-    rows = [{"messages": [{"role": "user", "content": p}, {"role": "assistant", "content": a}]}
+    marked = not any(has_system_prompt(row) for row in train_rows)
+    marker = [{"role": "system", "content": GENERAL_SYSTEM}] if marked else []
+    rows = [{"messages": marker + [{"role": "user", "content": p}, {"role": "assistant", "content": a}]}
             for p, a in answers.items() if a]
     from localsft.runs.folder import atomic_write_text
 
