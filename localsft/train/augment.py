@@ -10,7 +10,6 @@ resume, so a resumed run trains on the same rows.
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
 AUGMENT_BELOW = 50
@@ -56,13 +55,9 @@ def paraphrase_rows(rows: list[dict], loaded, seed: int = 0) -> list[dict]:
 
 def augmented_train_rows(rows: list[dict], loaded, data_dir: Path, seed: int = 0) -> list[dict]:
     """The training rows with paraphrases (made once per run, kept in RUN/data), or `rows` when the set is big."""
-    path = Path(data_dir) / FILE
-    if path.exists():
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    if len(rows) >= AUGMENT_BELOW:
-        return rows
-    out = paraphrase_rows(rows, loaded, seed)
-    from localsft.runs.folder import atomic_write_text
+    from localsft.train.batching import rows_made_once
 
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in out))
-    return out
+    path = Path(data_dir) / FILE
+    if len(rows) >= AUGMENT_BELOW and not path.exists():
+        return rows
+    return rows_made_once(path, lambda: paraphrase_rows(rows, loaded, seed))

@@ -93,6 +93,19 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
+def rows_made_once(path: Path, make) -> list[dict]:
+    """Rows a run makes itself (`make()`: paraphrases, replay) and keeps in RUN/data: made and
+    written the first time, read back after, so a resumed run trains on the same rows."""
+    path = Path(path)
+    if path.exists():
+        return read_jsonl(path)
+    from localsft.runs.folder import atomic_write_text
+
+    rows = make()
+    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    return rows
+
+
 def tokenize_examples(rows: list[dict], tokenizer, max_seq_len: int, mask_prompt: bool = True) -> list[Example]:
     """Tokenize normalized rows ({"messages": ...} or {"text": ...}); truncate; drop rows with no loss."""
     from localsft.data.template import tokenize_example

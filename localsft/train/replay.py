@@ -111,11 +111,14 @@ def has_system_prompt(row: dict) -> bool:
 
 def replay_rows(train_rows: list[dict], loaded, data_dir: Path, share: float, seed: int = 0) -> list[dict]:
     """The general rows for this run (made once, kept in RUN/data/replay.jsonl); [] when share is 0."""
-    path = Path(data_dir) / FILE
-    if path.exists():
-        from localsft.train.batching import read_jsonl
+    from localsft.train.batching import rows_made_once
 
-        return read_jsonl(path)
+    return rows_made_once(Path(data_dir) / FILE, lambda: general_rows(train_rows, loaded, share, seed))
+
+
+def general_rows(train_rows: list[dict], loaded, share: float, seed: int = 0) -> list[dict]:
+    """`share` of the user's row count in general requests with the base model's answers, marked
+    with GENERAL_SYSTEM when the user's rows have no system prompt (see the module's note)."""
     prompts = general_prompts()
     count = replay_count(len(train_rows), share, len(prompts))
     if not count:
@@ -123,9 +126,5 @@ def replay_rows(train_rows: list[dict], loaded, data_dir: Path, share: float, se
     answers = answer_general(loaded, random.Random(seed).sample(prompts, count))
     marked = not any(has_system_prompt(row) for row in train_rows)
     marker = [{"role": "system", "content": GENERAL_SYSTEM}] if marked else []
-    rows = [{"messages": marker + [{"role": "user", "content": p}, {"role": "assistant", "content": a}]}
+    return [{"messages": marker + [{"role": "user", "content": p}, {"role": "assistant", "content": a}]}
             for p, a in answers.items() if a]
-    from localsft.runs.folder import atomic_write_text
-
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    return rows
