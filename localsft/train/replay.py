@@ -16,11 +16,13 @@ resume, so a resumed run trains on the same rows.
 What tells the two kinds of rows apart is the system prompt. When the user's task has one, the
 general rows carry none: the task keeps its instructions and a plain question stays a plain
 question. When the user's rows have none, the general rows carry GENERAL_SYSTEM instead, so a
-plain request means the user's task. Unmarked, the two kinds looked alike and pulled against
-each other: on the brand-voice set without instructions (40 rows) held-out adherence went 0.0,
-0.65, 0.05, 0.0, 0.0, 0.6, 0.8, 0.95 every 5 steps and the run ended at 85%; with the general
-rows marked it rose 0.0, 0.15, 0.6, 0.8, 0.9, 1.0 and ended at 100%, reaching 95% with 18% fewer
-CPU seconds (benchmarks/time_to_quality.py, later run).
+plain request means the user's task (not "You are a helpful assistant.": many OpenAI-compatible
+tools send that on every request, and it should still mean the task). Unmarked, the two kinds
+looked alike and pulled against each other: on the brand-voice set without instructions (40
+rows) held-out adherence went 0.0, 0.65, 0.05, 0.0, 0.0, 0.6, 0.8, 0.95 every 5 steps and the
+run ended at 85%; with the general rows marked it rose 0.0, 0.15, 0.5, 0.75, 0.95 and ended at
+95% (benchmarks/time_to_quality.py, later run; 0.0, 0.15, 0.6, 0.8, 0.9, 1.0 and 100% with "You
+are a helpful assistant." as the marker).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from importlib import resources
 from pathlib import Path
 
 FILE = "replay.jsonl"
-GENERAL_SYSTEM = "You are a helpful assistant."  # marks the general rows of a task without a system prompt
+GENERAL_SYSTEM = "Answer as a general assistant."  # marks the general rows of a task without a system prompt
 MAX_TOKENS = 64  # a short general answer; longer ones are cut at a sentence end (and cost training time)
 
 
