@@ -87,3 +87,13 @@ def test_blas_threads_can_be_set_unless_the_user_chose_them():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**env, "OPENBLAS_NUM_THREADS": "2"}).stdout
     assert out.split() == ["False", "2"]
+
+
+@openblas
+def test_decoding_while_training_uses_one_blas_thread_then_gives_the_rest_back():
+    code = ("from localsft.platform import blas\nlib = blas._library\nlib.openblas_set_num_threads(2)\n"
+            "with blas.threads(blas.DECODE_THREADS):\n    inside = lib.openblas_get_num_threads()\n"
+            "print(inside, lib.openblas_get_num_threads())")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout
+    assert out.split() == ["1", "2"]

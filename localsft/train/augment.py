@@ -36,6 +36,7 @@ def paraphrase_rows(rows: list[dict], loaded, seed: int = 0) -> list[dict]:
     Call before any adapter is attached: the paraphrases come from the base model."""
     from localsft.inference.batch import answer_all
     from localsft.inference.generate import SamplingSettings, chat_prompt
+    from localsft.platform import blas
 
     targets = [(r, i) for r in rows if r.get("messages") and (i := _last_user(r["messages"])) is not None]
     if not targets:
@@ -43,7 +44,8 @@ def paraphrase_rows(rows: list[dict], loaded, seed: int = 0) -> list[dict]:
     prompts = [chat_prompt(loaded.tokenizer, [{"role": "user", "content": INSTRUCTION.format(
         text=r["messages"][i]["content"])}]) for r, i in targets]
     settings = SamplingSettings(max_tokens=MAX_TOKENS, temperature=0.7, top_p=0.9, seed=seed)
-    answers = answer_all(loaded.model, loaded.tokenizer, prompts, settings)
+    with blas.threads(blas.DECODE_THREADS):
+        answers = answer_all(loaded.model, loaded.tokenizer, prompts, settings)
     extra = []
     for (row, i), text in zip(targets, answers):
         if usable(text, row["messages"][i]["content"]):

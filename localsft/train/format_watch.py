@@ -51,16 +51,18 @@ def greedy_answers(model, tokenizer, chats: list[list[dict]], max_tokens: int,
     there and ends with CUT (the verdict is the same, the decode shorter)."""
     from localsft.inference.batch import answer_all, decode_text
     from localsft.inference.generate import SamplingSettings, chat_prompt
+    from localsft.platform import blas
 
     prompts = [chat_prompt(tokenizer, messages) for messages in chats]
     settings = SamplingSettings(max_tokens=max_tokens, temperature=0.0)
-    if hopeless is None:
-        return answer_all(model, tokenizer, prompts, settings)
-    answers, cut = [""] * len(prompts), set()
-    for row, piece in decode_text(model, tokenizer, prompts, settings, halted=cut):
-        answers[row] += piece
-        if row not in cut and hopeless(answers[row]):
-            cut.add(row)
+    with blas.threads(blas.DECODE_THREADS):
+        if hopeless is None:
+            return answer_all(model, tokenizer, prompts, settings)
+        answers, cut = [""] * len(prompts), set()
+        for row, piece in decode_text(model, tokenizer, prompts, settings, halted=cut):
+            answers[row] += piece
+            if row not in cut and hopeless(answers[row]):
+                cut.add(row)
     return [answer + CUT if row in cut else answer for row, answer in enumerate(answers)]
 
 

@@ -69,13 +69,10 @@ def answer_general(loaded, prompts: list[str]) -> dict[str, str | None]:
     known = _read_cache(cache)
     missing = [p for p in dict.fromkeys(prompts) if p not in known]
     if missing:
-        from localsft.inference.batch import answer_all
-        from localsft.inference.generate import SamplingSettings, chat_prompt
+        from localsft.train.format_watch import greedy_answers
 
         tokenizer = loaded.tokenizer
-        texts = answer_all(loaded.model, tokenizer,
-                           [chat_prompt(tokenizer, [{"role": "user", "content": p}]) for p in missing],
-                           SamplingSettings(max_tokens=MAX_TOKENS, temperature=0.0))
+        texts = greedy_answers(loaded.model, tokenizer, [[{"role": "user", "content": p}] for p in missing], MAX_TOKENS)
         new = {p: finished_answer(t, len(tokenizer.encode(t)) < MAX_TOKENS - 1) for p, t in zip(missing, texts)}
         cache.parent.mkdir(parents=True, exist_ok=True)
         with open(cache, "a", encoding="utf-8") as fh:
