@@ -7,7 +7,7 @@ import pytest
 
 from localsft.train.batching import BatchPlan, Example
 from localsft.train.config import TrainConfig
-from localsft.train.sizing import MIN_STEPS, size_config, validation_subset
+from localsft.train.sizing import MIN_STEPS, size_config, validation_steps, validation_subset
 
 
 def _examples(n: int, width: int = 60, seed: int = 0) -> list[Example]:
@@ -84,3 +84,12 @@ def test_validation_subset_is_fixed_capped_and_spread_over_lengths():
 def test_very_short_examples_come_a_few_per_step_not_twenty():
     config, sizing, total, per_epoch = _sized(40, width=14)
     assert config.pack_width == 64 and per_epoch >= 8 and total >= MIN_STEPS
+
+
+def test_a_long_run_with_a_format_check_still_validates_every_5_steps_at_first():
+    # where the format is learned (steps 5-20 at 2 examples a step), whatever the run's length
+    assert validation_steps(200, 17, early=True)[:6] == [5, 10, 15, 20, 34, 51]
+    assert validation_steps(200, 17)[:2] == [17, 34]  # no format check: the regular spacing only
+    assert validation_steps(60, 5, early=True) == list(range(5, 61, 5))
+    assert validation_steps(12, 1, early=True) == list(range(1, 13))  # a finer spacing is kept
+    assert validation_steps(18, 6, early=True) == [5, 10, 15, 18]  # the last step always

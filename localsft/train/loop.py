@@ -9,6 +9,7 @@ plain reason and the last good checkpoint and adapters stay as they were.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import math
 import shutil
@@ -206,10 +207,11 @@ class _Trainer:
         # one process only: the decision to stop must be the same on every data-parallel rank
         self.format_watch = None if self.group.size > 1 else FormatWatch.for_run(config, self.valid_rows, self.loaded)
         self.eval_every = config.eval_every or sz.eval_every(self.total_steps, self.format_watch is not None)
+        self.validations = sz.validation_steps(self.total_steps, self.eval_every,
+                                               early=not config.eval_every and self.format_watch is not None)
         # validations from one format check to the next (1: every one), from the cost of a check
         step_tokens = self.plan.tokens_per_epoch() / max(self.plan.steps_per_epoch(), 1)
         self.format_every = self.format_watch.checks_every(self.eval_every * step_tokens) if self.format_watch else 1
-        self.checkpoint_every = config.checkpoint_every or self.eval_every
         self.model.train()
         self._build_functions()
 
@@ -290,13 +292,15 @@ class _Trainer:
             self._emit_step(loss, tokens, time.perf_counter() - started)
             self.last_loss = loss
             step = self.state.step
-            if self.eval_set and (step % self.eval_every == 0 or step == self.total_steps):
+            validating = self._validates(step)
+            if self.eval_set and validating:
                 early = self._evaluate()
                 if self._diverging():
                     return self._diverged()
                 if early and step < self.total_steps:  # at the last step the run simply ends
                     return self._finish(early=True)
-            if step % self.checkpoint_every == 0 and step < self.total_steps:
+            every = self.config.checkpoint_every
+            if (step % every == 0 if every else validating) and step < self.total_steps:
                 self._checkpoint()
         return self._finish()
 
@@ -430,11 +434,15 @@ class _Trainer:
         # (brand-voice, 40 rows: stopped at step 25 of 60 with loss falling 3.4 -> 2.7, 65% format)
         return bool(patience and state.evals_since_best >= patience)
 
+    def _validates(self, step: int) -> bool:
+        index = bisect.bisect_left(self.validations, step)
+        return index < len(self.validations) and self.validations[index] == step
+
     def _format_due(self) -> bool:
         """Whether this validation checks the format: the first one, every `format_every`-th after
         it, and the last (the best checkpoint is picked among checked validations)."""
         step = self.state.step
-        return step >= self.total_steps or (step // self.eval_every - 1) % self.format_every == 0
+        return step >= self.total_steps or bisect.bisect_left(self.validations, step) % self.format_every == 0
 
     def _sample(self, answered: list[str] | None) -> None:
         """Greedy answers to the first held-out prompts, for the app; `answered`: the format watch's
