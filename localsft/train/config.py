@@ -67,7 +67,7 @@ class TrainConfig:
         "help": "auto (follows the device), float32, ... or quantized", "choices": PRECISIONS})
     seed: int = field(default=0, metadata={"help": "seed for data order, LoRA init and dropout"})
     eval_every: int | None = field(default=None, metadata={
-        "help": "steps between validations (None: ~6 per run, ~12 with a format check)"})
+        "help": "steps between validations (None: ~6 per run; ~12 with a format check, and every 5 up to step 20)"})
     early_stopping_patience: int = field(default=3, metadata={
         "help": "stop after this many validations without improvement (0: never)"})
     checkpoint_every: int | None = field(default=None, metadata={"help": "steps between checkpoints (None: every eval)"})
