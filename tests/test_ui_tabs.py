@@ -165,6 +165,18 @@ def test_side_by_side_chat_streams_two_answers(run_name):
     assert compare_tab.clear(session)[:2] == ([], [])
 
 
+def test_the_run_or_sides_set_again_keep_the_chat(run_name):
+    # Found on a busy machine: the page's first "run chosen" event landed after the first answer
+    # and emptied the chat, so the next message showed alone.
+    base, tuned, session, _ = list(compare_tab.send("Write a tagline.", run_name, None, 8, 0))[-1]
+    left_pane, right_pane, kept = compare_tab.show_run(run_name, session)[:3]
+    assert kept is session and left_pane == right_pane == gr.update()  # the panes stay as they are
+    assert compare_tab.clear_if_moved("base", run_name, session)[2] is session
+    assert compare_tab.clear_if_moved("base", run_name, session)[:2] == (gr.update(), gr.update())
+    assert compare_tab.clear_if_moved(run_name, run_name, session)[:2] == ([], [])  # another pair: empty
+    assert compare_tab.show_run(run_name, None)[:3] == ([], [], None)  # a run newly chosen starts empty
+
+
 def test_chat_streams_when_each_token_is_pulled_from_another_thread(run_name):
     """Gradio advances a streaming handler from whichever pool thread is free."""
     from concurrent.futures import ThreadPoolExecutor

@@ -170,11 +170,24 @@ def win_rate_text(run: str | None) -> str:
 
 
 @plain_errors
-def show_run(name: str | None):
+def show_run(name: str | None, session: dict | None = None):
     """Another run chosen: empty chats, its saved evaluation and votes (its model loads on first use),
-    the side pickers (base / this run / its parent / runs improved from it) and the Improve button."""
-    return (([], [], None, *saved_eval(name), win_rate_text(name)) + clear_pair() + feedback.pickers(name)
-            + feedback.improve_button(name))
+    the side pickers (base / this run / its parent / runs improved from it) and the Improve button.
+    The run this session already chats with (set again, as the page's first load does, and on a busy
+    machine only after a first message was answered) keeps its chats and sides."""
+    kept = bool(name) and (session or {}).get("run") == name
+    who = (session.get("who") or {}) if kept else {}
+    chats = (gr.update(), gr.update(), session) if kept else ([], [], None)
+    return ((*chats, *saved_eval(name), win_rate_text(name)) + clear_pair()
+            + feedback.pickers(name, who.get("left"), who.get("right")) + feedback.improve_button(name))
+
+
+def clear_if_moved(left: str | None, right: str | None, session: dict | None):
+    """After a side picker changed: empty panes when they showed another pair than the one now
+    chosen; the same pair set again keeps the conversation."""
+    if session and session.get("who") == {"left": left, "right": right}:
+        return gr.update(), gr.update(), session
+    return clear(session)
 
 
 def correction_box(elem: str) -> SimpleNamespace:
@@ -258,11 +271,11 @@ def build() -> SimpleNamespace:
     conversation.change(set_conversation, [conversation, session], [base, tuned, session, mode_note])
     evaluation = [card, eval_table, details, examples]
     pair_out = [question, answer_a, answer_b, pair_box]
-    run.change(show_run, run, [base, tuned, session, *evaluation, tally, *pair_out, left, right,
-                               improve_btn, improve_note])
+    run.change(show_run, [run, session], [base, tuned, session, *evaluation, tally, *pair_out, left, right,
+                                          improve_btn, improve_note])
     for picker in (left, right):
         picker.change(feedback.pane_labels, [run, left, right], [base, tuned]).then(
-            clear, session, [base, tuned, session])
+            clear_if_moved, [left, right, session], [base, tuned, session])
     improved = [improve_btn, improve_note]
     edit_left.click(lambda state: feedback.edit_pane("left", state), session,
                     [chat_fix.text, session, chat_fix.note])
