@@ -110,8 +110,8 @@ def test_compare_answers_each_message_on_its_own_unless_conversation(run_name):
     base, tuned, session, _ = list(compare_tab.send("And another.", run_name, session, 8, 0))[-1]
     assert len(base) == len(tuned) == 4  # both exchanges stay listed...
     assert [m["content"] for m in session["panes"].history["right"] if m["role"] == "user"] == ["And another."]
-    base, tuned, session, note = compare_tab.set_conversation(True, session)
-    assert base == tuned == [] and "see the earlier messages" in note
+    base, tuned, session = compare_tab.clear(session)  # what turning Conversation on does, after any answer streaming
+    assert base == tuned == [] and "see the earlier messages" in compare_tab.mode_line(True)
     for text in ("My name is Ada.", "What is my name?"):
         *_, session, _ = list(compare_tab.send(text, run_name, session, 8, 0, True))[-1]
     users = [m["content"] for m in session["panes"].history["right"] if m["role"] == "user"]

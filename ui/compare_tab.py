@@ -69,12 +69,14 @@ def send(message: str, run: str | None, session: dict | None, max_tokens, temper
         chat.reset()
     user = {"role": "user", "content": message}
     answers = {side: "" for side in chat.sides}
+    box = ""  # the message box empties once, when the answers start; then the user may type the next one
     for answers in chat.send_pairs(message, _settings(max_tokens, temperature)):
         yield (*(shown[side] + [user, {"role": "assistant", "content": answers[side]}] for side in chat.sides),
-               session, "")
+               session, box)
+        box = gr.update()
     for side in chat.sides:
         shown[side] += [user, {"role": "assistant", "content": answers[side]}]
-    yield shown["left"], shown["right"], session, ""
+    yield shown["left"], shown["right"], session, box
 
 
 def clear(session: dict | None):
@@ -84,9 +86,9 @@ def clear(session: dict | None):
     return [], [], session
 
 
-def set_conversation(on: bool, session: dict | None):
-    """The Conversation toggle: a fresh chat in the chosen mode, and a line saying what it means."""
-    return (*clear(session), CONVERSATION_NOTE if on else ONE_SHOT_NOTE)
+def mode_line(on: bool) -> str:
+    """What the Conversation toggle means (the chat then starts afresh in that mode)."""
+    return CONVERSATION_NOTE if on else ONE_SHOT_NOTE
 
 
 # ---- held-out evaluation ----------------------------------------------------------------------
@@ -170,23 +172,20 @@ def win_rate_text(run: str | None) -> str:
 
 
 @plain_errors
-def show_run(name: str | None, session: dict | None = None):
-    """Another run chosen: empty chats, its saved evaluation and votes (its model loads on first use),
-    the side pickers (base / this run / its parent / runs improved from it) and the Improve button.
-    The run this session already chats with (set again, as the page's first load does, and on a busy
-    machine only after a first message was answered) keeps its chats and sides."""
-    kept = bool(name) and (session or {}).get("run") == name
-    who = (session.get("who") or {}) if kept else {}
-    chats = (gr.update(), gr.update(), session) if kept else ([], [], None)
-    return ((*chats, *saved_eval(name), win_rate_text(name)) + clear_pair()
-            + feedback.pickers(name, who.get("left"), who.get("right")) + feedback.improve_button(name))
+def show_run(name: str | None):
+    """Another run chosen: its saved evaluation and votes (its model loads on first use), the side
+    pickers (base / this run / its parent / runs improved from it) and the Improve button. The chat
+    is emptied by the pickers' change (`clear_if_moved`): only when the pair shown changes, and
+    after any answer still streaming."""
+    return (*saved_eval(name), win_rate_text(name)) + clear_pair() + feedback.pickers(name) + feedback.improve_button(name)
 
 
 def clear_if_moved(left: str | None, right: str | None, session: dict | None):
-    """After a side picker changed: empty panes when they showed another pair than the one now
-    chosen; the same pair set again keeps the conversation."""
-    if session and session.get("who") == {"left": left, "right": right}:
-        return gr.update(), gr.update(), session
+    """After a side picker changed (another run chosen, or another side): empty panes that showed
+    another pair than the one now chosen. No chat yet, or the same pair set again: nothing changes
+    (the session is left as it is, in case an answer to the first message is on its way)."""
+    if not session or session.get("who") in (None, {"left": left, "right": right}):
+        return gr.update(), gr.update(), gr.update()
     return clear(session)
 
 
@@ -265,17 +264,18 @@ def build() -> SimpleNamespace:
     one = {"concurrency_id": "generate", "concurrency_limit": 1}
     chat_in = [message, run, session, max_tokens, temperature, conversation, left, right]
     chat_out = [base, tuned, session, message]
-    send_btn.click(send, chat_in, chat_out, **one)
-    message.submit(send, chat_in, chat_out, **one)
-    clear_btn.click(clear, session, [base, tuned, session])
-    conversation.change(set_conversation, [conversation, session], [base, tuned, session, mode_note])
+    # a message sent while answers stream waits its turn (Gradio's default drops it)
+    send_btn.click(send, chat_in, chat_out, trigger_mode="multiple", **one)
+    message.submit(send, chat_in, chat_out, trigger_mode="multiple", **one)
+    # emptying the chat waits for answers still streaming (else they would write into the emptied panes)
+    clear_btn.click(clear, session, [base, tuned, session], **one)
+    conversation.change(mode_line, conversation, mode_note).then(clear, session, [base, tuned, session], **one)
     evaluation = [card, eval_table, details, examples]
     pair_out = [question, answer_a, answer_b, pair_box]
-    run.change(show_run, [run, session], [base, tuned, session, *evaluation, tally, *pair_out, left, right,
-                                          improve_btn, improve_note])
+    run.change(show_run, run, [*evaluation, tally, *pair_out, left, right, improve_btn, improve_note])
     for picker in (left, right):
         picker.change(feedback.pane_labels, [run, left, right], [base, tuned]).then(
-            clear_if_moved, [left, right, session], [base, tuned, session])
+            clear_if_moved, [left, right, session], [base, tuned, session], **one)
     improved = [improve_btn, improve_note]
     edit_left.click(lambda state: feedback.edit_pane("left", state), session,
                     [chat_fix.text, session, chat_fix.note])
