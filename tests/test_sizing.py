@@ -94,3 +94,4 @@ def test_a_long_run_with_a_format_check_still_validates_every_5_steps_at_first()
     assert validation_steps(60, 5, early=True) == list(range(5, 61, 5))
     assert validation_steps(12, 1, early=True) == list(range(1, 13))  # a finer spacing is kept
     assert validation_steps(18, 6, early=True) == [5, 10, 15, 18]  # the last step always
+    assert validation_steps(248, 21, early=True)[:6] == [5, 10, 15, 20, 42, 63]  # not 20 and 21

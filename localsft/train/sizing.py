@@ -169,8 +169,8 @@ def validation_steps(total_steps: int, every: int, early: bool = False) -> list[
     on 157 rows (200 steps) a validation every 17 steps would have found it at 17, not 10."""
     steps = set(range(every, total_steps + 1, every)) | {total_steps}
     if early and every > EARLY_EVERY:
-        steps = {s for s in steps if s > EARLY_UNTIL} | set(range(EARLY_EVERY, min(EARLY_UNTIL, total_steps) + 1,
-                                                                    EARLY_EVERY)) | {total_steps}
+        later = {s for s in steps if s >= EARLY_UNTIL + EARLY_EVERY}  # none right after the early ones
+        steps = later | set(range(EARLY_EVERY, min(EARLY_UNTIL, total_steps) + 1, EARLY_EVERY)) | {total_steps}
     return sorted(s for s in steps if s > 0)
 
 
