@@ -32,9 +32,8 @@ def _sized(n: int, config: TrainConfig | None = None, width: int = 60):
 @pytest.mark.parametrize("n, steps, epochs, per_step", [
     (30, (MIN_STEPS, MIN_STEPS + 8), (3, 8.01), 2),   # a floor of updates: 60 small steps, many passes
     (40, (MIN_STEPS, MIN_STEPS + 8), (2.5, 8.01), 2),
-    (120, (115, 130), (2, 2.01), 2),                  # 2 passes in small steps
-    (400, (180, 220), (2, 2.01), 4),                  # no wasted epochs: 2 passes, bigger batches
-    (800, (180, 220), (2, 2.01), 8),
+    (120, (MIN_STEPS, 70), (2, 3.5), 4),              # 2-3 passes
+    (400, (90, 130), (2, 2.01), 8),                   # no wasted epochs: 2 passes, bigger batches
 ])
 def test_unset_settings_follow_the_number_of_examples(n, steps, epochs, per_step):
     config, sizing, total, per_epoch = _sized(n)

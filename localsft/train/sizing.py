@@ -4,8 +4,7 @@ A setting left unset (None) in the TrainConfig is decided here from the number o
 examples and their token lengths; a setting the user gave always wins. The rule:
 
     LoRA placement   every linear layer of every block (lora_layers = -1, lora_keys = all)
-    examples / step  b = 2 below 300 examples, then n / 100 (up to 8): about 200 steps for
-                     2 passes over 200 to 800 examples
+    examples / step  b = 2 below 100 examples, then n / 25 (4 to 8)
     pack_width       b x mean example length, as a row width between 64 and 256
     batch_tokens     b x mean example length, to the nearest whole packed row (at least one)
     optimizer steps  at least 60 (a floor of useful updates for 30-50 examples) and
@@ -39,11 +38,13 @@ Evidence, measured here (benchmarks/time_to_quality.py; docs/training.md has the
   steps); scale 20 with lr 1e-4 (mlx-lm's convention) had 0.9 at step 5 and 1.0 from step 10.
 - The batch: at scale 20, lr 1e-4, 2 examples per step reached 100% at step 10 (61 CPU s,
   retention 0.93); 4 per step reached it at step 15 (99 CPU s, retention 0.73, and 12 of 20
-  answers the same). The format is learned in a number of updates more than of examples: on
-  157 fixed-format rows (+39 general), 7 per step reached 100% held-out adherence at step 5
-  (35 examples) and 2 per step at step 10 (20 examples; retention 1.03); on 200 glossary rows,
-  8 per step at step 6 (48 examples), 2 per step at step 15 (30). One per step learned slower
-  (glossary, 40 rows: 100% first at step 63), as did lr 2e-4 (95% at step 15, not 10).
+  answers the same). One per step learned slower (glossary, 40 rows: 100% first at step 63),
+  as did lr 2e-4 (95% at step 15, not 10). Above 100 examples, 2 per step reached the format
+  after fewer examples (157 fixed-format rows: 100% at step 10 after 20 examples, against step 5
+  after 35 in steps of 7; 0.70 of mlx_lm's CPU seconds to 95% instead of 1.15), but its 2 epochs
+  took 187-231 steps instead of 60-72 and drifted further: brand-voice (192 rows) kept 0.80 of
+  the general-knowledge score instead of 0.97, glossary (200) ended at 90% with one answer of 20
+  looping. So larger sets keep their larger steps.
 """
 
 from __future__ import annotations
@@ -61,8 +62,7 @@ TARGET_EPOCHS = 2.0  # above ~120 examples, 2 passes reached the format; more co
 MAX_EPOCHS = 8.0  # the floor of steps never buys more passes than this over a tiny set
 LEARNING_RATE = 1e-4  # LoRA/DoRA, at the default scale alpha / rank = 20
 FULL_LEARNING_RATE = 1e-5
-SMALL_BATCH, LARGE_BATCH = 2, 8  # examples per optimizer step
-EXAMPLES_PER_BATCH_STEP = 100  # above 300 examples, one more per step for every 100
+TINY_BATCH, SMALL_BATCH, LARGE_BATCH = 2, 4, 8  # examples per optimizer step
 FULL_WARMUP = 0.05  # warmup share for full fine-tuning (LoRA/DoRA: none)
 MIN_PACK_WIDTH, MAX_PACK_WIDTH = 64, 256  # packed row width bounds (positions)
 VALID_CAP = 16  # validation examples scored per evaluation (a fixed, length-spread subset)
@@ -88,9 +88,8 @@ class Sizing:
 
 
 def examples_per_step(n: int) -> int:
-    """2 examples a step below 300 (the format comes after so many updates, not so many examples),
-    then n / 100 up to 8, so that 2 passes over 300-800 examples stay about 200 steps."""
-    return min(LARGE_BATCH, max(SMALL_BATCH, n // EXAMPLES_PER_BATCH_STEP))
+    """Small sets get small batches (more updates per epoch); larger ones up to 8 examples."""
+    return TINY_BATCH if n < 100 else min(LARGE_BATCH, max(SMALL_BATCH, n // 25))
 
 
 def pack_width_for(n: int, mean_width: float) -> int:
