@@ -81,15 +81,14 @@ DECODE_THREADS = 1
 def threads(count: int):
     """OpenBLAS uses `count` threads inside the block, and what it used before after it (nothing
     changes when localsft did not load OpenBLAS or $OPENBLAS_NUM_THREADS chose the count)."""
-    if _library is None or os.environ.get("OPENBLAS_NUM_THREADS"):
+    before = _library.openblas_get_num_threads() if _library is not None else None
+    if not set_threads(count):
         yield
         return
-    before = _library.openblas_get_num_threads()
-    _library.openblas_set_num_threads(count)
     try:
         yield
     finally:
-        _library.openblas_set_num_threads(before)
+        set_threads(before)
 
 
 def blas_in_use() -> str:
