@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import mlx.core as mx
+from mlx.utils import tree_flatten
 import pytest
 
 from localsft.errors import UserError
@@ -136,3 +137,30 @@ def test_resume_of_a_run_killed_before_its_data_was_prepared(tiny_model_dir, tmp
     run_dir.mkdir()
     tiny_config(tiny_model_dir, make_data(tmp_path / "data"), epochs=1).save(run_dir / "config.yaml")
     assert train(run_dir=run_dir, resume=True).status == "finished"
+
+
+def test_the_plans_timed_call_is_the_first_training_step(tiny_model_dir, tmp_path):
+    """The plan times one call of the training step; a run keeps that call as its first step
+    (the same loss and weights as computing it again) instead of paying for the step twice."""
+    from localsft.train import events as ev
+    from localsft.train.loop import _Trainer
+
+    config = tiny_config(tiny_model_dir, make_data(tmp_path / "data"))
+    results = []
+    for reuse in (True, False):
+        run = RunFolder(tmp_path / f"run-{reuse}")
+        run.path.mkdir()
+        config.save(run.config_path)
+        trainer = _Trainer(config, run, ev.EventLog(None, None), None, False, None)
+        calls = []
+        micro = trainer.micro
+        trainer.micro = lambda *args: calls.append(1) or micro(*args)
+        trainer._emit_plan(measure_next_step=reuse)
+        planned = len(calls)
+        loss, tokens = trainer._train_step()
+        trainer._train_step()  # the second step is computed as usual
+        results.append((loss, tokens, len(calls) - planned, dict(tree_flatten(trainer.model.trainable_parameters()))))
+    (loss, tokens, stepped, weights), (loss_again, tokens_again, stepped_again, weights_again) = results
+    assert stepped == 1 and stepped_again == 2  # the first step was the plan's call
+    assert loss == pytest.approx(loss_again, rel=1e-6) and tokens == tokens_again
+    assert max_diff(weights, weights_again) < 1e-6

@@ -212,6 +212,7 @@ class _Trainer:
         # validations from one format check to the next (1: every one), from the cost of a check
         step_tokens = self.plan.tokens_per_epoch() / max(self.plan.steps_per_epoch(), 1)
         self.format_every = self.format_watch.checks_every(self.eval_every * step_tokens) if self.format_watch else 1
+        self.first_step = None  # (position, outputs): the plan's measurement, which is the next step
         self.model.train()
         self._build_functions()
 
@@ -273,7 +274,7 @@ class _Trainer:
 
     # ---- the loop --------------------------------------------------------------------------
     def run(self) -> TrainResult:
-        self._emit_plan()
+        self._emit_plan(measure_next_step=True)
         self.began = True
         self.recent_losses: list[float] = []  # training losses since the last validation
         self.session_start = time.perf_counter()
@@ -304,14 +305,22 @@ class _Trainer:
                 self._checkpoint()
         return self._finish()
 
+    def _next_position(self) -> tuple[int, int]:
+        """(epoch, index) of the micro-batch the run trains on next."""
+        epoch, index = self.state.epoch, self.state.batch_index
+        return (epoch + 1, 0) if index >= len(self.plan.epoch(epoch)) else (epoch, index)
+
     def _next_batch(self) -> Batch:
-        if self.state.batch_index >= len(self.plan.epoch(self.state.epoch)):
-            self.state.epoch += 1
-            self.state.batch_index = 0
-        rows = self.plan.epoch(self.state.epoch)[self.state.batch_index]
+        self.state.epoch, index = self._next_position()
+        rows = self.plan.epoch(self.state.epoch)[index]
         batch = self.group.local_batch(self.plan.examples, rows, self.plan.packed, self.config.pack_width)
-        self.state.batch_index += 1
+        self.state.batch_index = index + 1
         return batch
+
+    def _measured_outputs(self):
+        """The plan's timed call when it was this very micro-batch (its loss and gradients), once."""
+        found, self.first_step = self.first_step, None
+        return found[1] if found and found[0] == self._next_position() else None
 
     def _train_step(self) -> tuple[float, int]:
         """One optimizer step; returns (mean loss, tokens). The weights are untouched if the loss is not finite."""
@@ -319,9 +328,13 @@ class _Trainer:
         total = count = grads = None
         tokens = 0
         for m in range(accum):
+            measured = self._measured_outputs()
             batch = self._next_batch()
-            mx.random.seed(self.config.seed * 1_000_003 + self.state.step * accum + m)  # dropout: exact on resume
-            part_total, part_count, part_grads = self.micro(*self._arrays(batch))
+            if measured is not None:
+                part_total, part_count, part_grads = measured
+            else:
+                mx.random.seed(self.config.seed * 1_000_003 + self.state.step * accum + m)  # dropout: exact on resume
+                part_total, part_count, part_grads = self.micro(*self._arrays(batch))
             if grads is None:
                 total, count, grads = part_total, part_count, part_grads
             else:
@@ -344,7 +357,12 @@ class _Trainer:
         return stop_requested(self)
 
     # ---- events ----------------------------------------------------------------------------
-    def _emit_plan(self) -> ev.Started:
+    def _emit_plan(self, measure_next_step: bool = False) -> ev.Started:
+        """The plan event: steps, and time and memory measured on one call of the training step.
+
+        measure_next_step: time the micro-batch the run trains on next, and keep that call's
+        loss and gradients as its first step (one step of compute less than timing a row of its
+        own; the plan alone times one row, which is cheaper)."""
         batches = [make_batch(self.plan.examples, rows, self.plan.packed, self.config.pack_width)
                    for rows in self.plan.epoch(0)]
         widest = max(range(len(batches)), key=lambda i: batches[i].inputs.size)
@@ -354,11 +372,16 @@ class _Trainer:
         trainable = trainable_count(self.model)
         needed = estimate_memory(self.model, rows, width, positions, backward, trainable)
         available = check_fits(needed)
-        one_row = make_batch(self.plan.examples, self.plan.epoch(0)[widest][:1],
-                             self.plan.packed, self.config.pack_width)
+        # the next step's outputs can stand in for it when it is a whole step of one process, with no dropout
+        reuse = (measure_next_step and self.config.grad_accumulation == 1 and self.group.size == 1
+                 and self.config.lora_dropout == 0)
+        position = self._next_position()
+        timed = (self.plan.batch(*position) if reuse else
+                 make_batch(self.plan.examples, self.plan.epoch(0)[widest][:1], self.plan.packed, self.config.pack_width))
         base = mx.get_active_memory()
-        seconds_per_token, peak = calibrate(self.micro, self._arrays(one_row), one_row.tokens)
-        measured = base + (peak - base) * rows
+        seconds_per_token, peak, outputs = calibrate(self.micro, self._arrays(timed), timed.tokens)
+        self.first_step = (position, outputs) if reuse else None
+        measured = base + (peak - base) * big.inputs.size / timed.inputs.size
         started = ev.Started(
             run=str(self.run_folder.path), model=self.loaded.path.name, precision=self.loaded.precision.describe(),
             method=self.config.method, steps=self.total_steps, epochs=self._epochs(),

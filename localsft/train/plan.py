@@ -58,8 +58,8 @@ def check_fits(needed: int, what: str = "This run") -> int:
     return available
 
 
-def calibrate(step_fn, batch_args: tuple, tokens: int) -> tuple[float, int]:
-    """(seconds per token, peak bytes) of `step_fn(*batch_args)` on one packed row.
+def calibrate(step_fn, batch_args: tuple, tokens: int) -> tuple[float, int, object]:
+    """(seconds per token, peak bytes, outputs) of `step_fn(*batch_args)` on a micro-batch.
 
     A warm-up on the row's first 32 positions (no loss) first, so that MLX builds its
     fused kernels there; the measured call then costs about one training step."""
@@ -71,4 +71,4 @@ def calibrate(step_fn, batch_args: tuple, tokens: int) -> tuple[float, int]:
     start = time.perf_counter()
     mx.eval(outputs)
     seconds = time.perf_counter() - start
-    return seconds / max(tokens, 1), mx.get_peak_memory()
+    return seconds / max(tokens, 1), mx.get_peak_memory(), outputs
