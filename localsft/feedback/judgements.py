@@ -124,10 +124,10 @@ def export_pairs(run: RunFolder | str | Path, path: str | Path) -> int:
     path = Path(path).expanduser()
     if path.is_dir():
         raise UserError(f"{path} is a folder: give a file name such as pairs.jsonl.")
-    from localsft.runs.folder import atomic_write_text
+    from localsft.runs.folder import atomic_write_jsonl
 
     try:
-        atomic_write_text(path, "".join(json.dumps(p.to_jsonl(), ensure_ascii=False) + "\n" for p in pairs))
+        atomic_write_jsonl(path, (p.to_jsonl() for p in pairs))
     except OSError as err:
         raise UserError(f"Cannot write {path}: {err.strerror}.") from None
     return len(pairs)

@@ -68,11 +68,14 @@ def set_threads(count: int) -> bool:
     return True
 
 
-# Threads for decoding (answers made while training: format checks, samples, replay answers).
-# A decode step is ~200 matmuls of a few rows each, bound by reading the weights; splitting each
-# across threads costs a synchronization per matmul. Measured on the default model (glossary
-# format check, 8 prompts, 70 tokens, this 2-core machine): 1 thread 4.9-6.2 s wall and 6.2-7.6
-# CPU s, 2 threads 6.1-6.3 s and 12.1-12.3 CPU s. Training steps (160-position rows) stay on
+# Threads for decoding (answers made while training: format checks, samples, replay answers; the
+# API server's answers). A decode step is ~200 matmuls of a few rows each, bound by reading the
+# weights; splitting each across threads costs a synchronization per matmul. Measured on the
+# default model, 2-core machine: the glossary format check (8 prompts, 70 tokens) took 4.9-6.2 s
+# wall and 6.2-7.6 CPU s on 1 thread, 6.1-6.3 s and 12.1-12.3 CPU s on 2; the server under the
+# serve benchmark's load (4 clients, 24 requests, 24 tokens each, load 6-11) made 16.9 tok/s for
+# 19.8 CPU s on 1 thread, 14.7 tok/s for 26.5 CPU s on 2 (48 tokens each at load 3-5: 28.1-28.5
+# against 21.2-24.3 tok/s), greedy answers identical. Training steps (160-position rows) stay on
 # OpenBLAS's default: 2 threads ran them 1.15-1.27x faster in wall time.
 DECODE_THREADS = 1
 

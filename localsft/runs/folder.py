@@ -30,6 +30,13 @@ STOP_FILE = "STOP"  # RUN/STOP asks the trainer for a clean stop after its curre
 JOB_LOG = "train.log"  # the output of a training the studio started (localsft.runs.jobs)
 
 
+def atomic_write_jsonl(path: Path, rows) -> None:
+    """`rows` (dicts) as one JSON line each, written as `atomic_write_text` writes."""
+    import json
+
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write a file so that a crash leaves either the old or the new content, never half."""
     path = Path(path)

@@ -55,24 +55,15 @@ def mount_api(app, api_key: str | None = None) -> None:
     app.mount("/v1", create_api(Engine().start(), api_key))
 
 
-# OpenBLAS threads of the server's decode. A decode step is ~200 small matmuls of a few rows each,
-# bound by reading the weights; splitting each across threads costs a synchronization per matmul.
-# Measured with the serve benchmark's load in-process (4 clients, 24 requests, 24 tokens each, the
-# default model on this 2-core machine at load 6-11): 1 thread 16.9 tok/s and 19.8 CPU s, 2 threads
-# (OpenBLAS's default) 14.7 tok/s and 26.5 CPU s; 48 tokens each at load 3-5: 28.1-28.5 tok/s and
-# 27.6-28.6 CPU s against 21.2-24.3 tok/s and 34.1-37.3 CPU s. Greedy answers identical.
-# $OPENBLAS_NUM_THREADS, when set, wins.
-DECODE_BLAS_THREADS = 1
-
-
 def serve(host: str = "127.0.0.1", port: int = 8000, api_key: str | None = None) -> None:
     """Run the API server until interrupted. Beyond loopback an API key is required."""
     import uvicorn
 
+    from localsft.platform.blas import DECODE_THREADS  # $OPENBLAS_NUM_THREADS, when set, wins
     from localsft.serve.engine import Engine
 
     check_host(host, api_key)
-    app = create_app(api_key, Engine(blas_threads=DECODE_BLAS_THREADS).start())
+    app = create_app(api_key, Engine(blas_threads=DECODE_THREADS).start())
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:

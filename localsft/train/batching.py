@@ -99,10 +99,10 @@ def rows_made_once(path: Path, make) -> list[dict]:
     path = Path(path)
     if path.exists():
         return read_jsonl(path)
-    from localsft.runs.folder import atomic_write_text
+    from localsft.runs.folder import atomic_write_jsonl
 
     rows = make()
-    atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write_jsonl(path, rows)
     return rows
 
 

@@ -27,7 +27,7 @@ from mlx.utils import tree_flatten
 from localsft.errors import UserError
 from localsft.feedback.judgements import PreferencePair, collect, pairs_to_rows, read_pairs_file
 from localsft.models.loading import load_model
-from localsft.runs.folder import RunFolder, atomic_write_text
+from localsft.runs.folder import RunFolder, atomic_write_jsonl, atomic_write_text
 from localsft.train import events as ev
 from localsft.train.claim import claim
 from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint,
@@ -114,8 +114,7 @@ def train_preferences(config: TrainConfig, pairs: list[PreferencePair] | None = 
         else:
             train, held = split_pairs(pairs or [], config)
             for name, part in (("pairs.jsonl", train), ("valid_pairs.jsonl", held)):
-                atomic_write_text(run.data_dir / name, "".join(json.dumps(r, ensure_ascii=False) + "\n"
-                                                                for r in pairs_to_rows(part)))
+                atomic_write_jsonl(run.data_dir / name, pairs_to_rows(part))
             config.save(run.config_path)
         log = ev.EventLog(run.events_path, on_event)
         trainer = _PreferenceTrainer(config, run, log, stop, resume)
