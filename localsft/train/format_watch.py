@@ -36,7 +36,11 @@ def held_out_chats(rows: list[dict], limit: int) -> list[tuple[list[dict], str]]
 
 def answer_budget(tokenizer, references: list[str], floor: int = 16) -> int:
     """New tokens to allow: half again the longest reference, so a correct answer always fits."""
-    longest = max((len(tokenizer.encode(r)) for r in references), default=floor)
+    return budget_for(max((len(tokenizer.encode(r)) for r in references), default=floor), floor)
+
+
+def budget_for(longest: int, floor: int = 16) -> int:
+    """`answer_budget` for a longest reference of `longest` tokens."""
     return min(MAX_ANSWER_TOKENS, max(floor, math.ceil(1.5 * longest) + 8))
 
 
@@ -87,10 +91,9 @@ class FormatWatch:
         pairs = held_out_chats(valid_rows, FORMAT_PROMPTS)
         if check is None or not pairs:
             return None
-        references = [ref for _, ref in pairs]
-        return cls(check, [chat for chat, _ in pairs], answer_budget(loaded.tokenizer, references),
-                   loaded.tokenizer, hopeless_checker(config.format_check),
-                   max(len(loaded.tokenizer.encode(r)) for r in references))
+        longest = max(len(loaded.tokenizer.encode(ref)) for _, ref in pairs)
+        return cls(check, [chat for chat, _ in pairs], budget_for(longest), loaded.tokenizer,
+                   hopeless_checker(config.format_check), longest)
 
     def checks_every(self, tokens_between_validations: float) -> int:
         """Validations from one format check to the next: every one while a check costs less than
