@@ -48,6 +48,32 @@ def test_packed_examples_get_the_loss_they_get_alone(tiny_model_dir):
 
 
 @pytest.mark.parametrize("packed", [True, False])
+def test_validation_takes_fewer_larger_batches_and_scores_the_same(tiny_model_dir, monkeypatch, packed):
+    import mlx_lm
+
+    from localsft.train import batching
+
+    model, _ = mlx_lm.load(str(tiny_model_dir))
+    examples = _examples([7, 20, 13, 30, 5, 60, 9, 40, 22, 11])
+    config = TrainConfig(batch_tokens=64, pack_width=64) if packed else TrainConfig(batch_size=2)
+
+    def scored(batches):
+        sums = [loss_sum(model, mx.array(b.inputs), mx.array(b.targets),
+                         mx.array(b.segments) if b.segments is not None else None,
+                         mx.array(b.loss_index), mx.array(b.loss_weight)) for b in batches]
+        return sum(total.item() for total, _ in sums), sum(count.item() for _, count in sums)
+
+    larger = batching.eval_batches(examples, config)
+    monkeypatch.setattr(batching, "EVAL_BATCH_FACTOR", 1)
+    training_size = batching.eval_batches(examples, config)
+    assert len(larger) < len(training_size)
+    assert max(b.inputs.shape[0] for b in larger) > max(b.inputs.shape[0] for b in training_size)
+    (total, count), (total_again, count_again) = scored(larger), scored(training_size)
+    assert count == count_again == sum(e.loss_tokens for e in examples)
+    assert total == pytest.approx(total_again, rel=1e-5)
+
+
+@pytest.mark.parametrize("packed", [True, False])
 def test_attention_in_query_blocks_equals_one_block(tiny_model_dir, packed):
     """Chunked causal attention (what training uses) gives the same states and gradients."""
     import mlx_lm
