@@ -7,7 +7,7 @@ import pytest
 
 from localsft.train.batching import BatchPlan, Example
 from localsft.train.config import TrainConfig
-from localsft.train.sizing import MIN_STEPS, size_config, validation_steps, validation_subset
+from localsft.train.sizing import MIN_STEPS, describe, size_config, validation_steps, validation_subset
 
 
 def _examples(n: int, width: int = 60, seed: int = 0) -> list[Example]:
@@ -29,21 +29,43 @@ def _sized(n: int, config: TrainConfig | None = None, width: int = 60):
     return config, sizing, plan.total_steps(), plan.steps_per_epoch()
 
 
-@pytest.mark.parametrize("n, steps, epochs, per_step", [
-    (30, (MIN_STEPS, MIN_STEPS + 8), (3, 8.01), 2),   # a floor of updates: 60 small steps, many passes
-    (40, (MIN_STEPS, MIN_STEPS + 8), (2.5, 8.01), 2),
-    (120, (MIN_STEPS, 70), (2, 3.5), 4),              # 2-3 passes
-    (400, (90, 130), (2, 2.01), 8),                   # no wasted epochs: 2 passes, bigger batches
+@pytest.mark.parametrize("n, steps, epochs, per_step, small", [
+    (30, (MIN_STEPS, MIN_STEPS + 8), (3, 8.01), 2, 0),   # a floor of updates: 60 small steps, many passes
+    (40, (MIN_STEPS, MIN_STEPS + 8), (2.5, 8.01), 2, 0),
+    (120, (MIN_STEPS, 70), (2, 3.5), 4, 20),             # 20 steps of 2 examples, then 2-3 passes
+    (400, (90, 130), (2, 2.01), 8, 20),                  # no wasted epochs: 2 passes, bigger batches
 ])
-def test_unset_settings_follow_the_number_of_examples(n, steps, epochs, per_step):
+def test_unset_settings_follow_the_number_of_examples(n, steps, epochs, per_step, small):
     config, sizing, total, per_epoch = _sized(n)
-    assert steps[0] <= total <= steps[1]
-    assert epochs[0] <= total / per_epoch <= epochs[1]
+    assert (config.small_steps or 0) == sizing.small_steps == small
+    assert steps[0] <= total - small <= steps[1]
+    assert epochs[0] <= (total - small) / per_epoch <= epochs[1]
     assert sizing.examples_per_step == per_step
     assert config.lora_layers == -1 and config.lora_keys is None  # every linear layer of every block
     assert config.learning_rate == pytest.approx(1e-4) and config.warmup_ratio == 0.0  # LoRA: no warmup
-    assert sorted(sizing.sized) == ["batch_tokens", "epochs", "learning_rate", "lora_layers", "pack_width",
-                                    "warmup_ratio"]
+    assert sorted(sizing.sized) == sorted(["batch_tokens", "epochs", "learning_rate", "lora_layers", "pack_width",
+                                           "warmup_ratio"] + (["small_steps"] if small else []))
+
+
+def test_larger_sets_begin_with_small_steps():
+    """The format comes after so many updates (5-20 steps of 2 examples), not so many examples: a
+    set of 100+ examples makes its first 20 steps of 2 examples, then its larger ones."""
+    examples = _examples(200)
+    config, sizing = size_config(TrainConfig(), [e.width for e in examples],
+                                 lambda c: BatchPlan(examples, c).steps_per_epoch())
+    plan = BatchPlan(examples, config)
+    small, first = plan.epoch(BatchPlan.SMALL), plan.epoch(0)
+    per_step = [sum(len(row) for row in rows) for rows in small]
+    assert len(small) == 20 and all(1 <= k <= 3 for k in per_step) and sum(per_step) >= 36
+    assert sum(len(row) for rows in first for row in rows) == 200  # then whole epochs, in larger steps
+    assert 200 / len(first) >= 6
+    assert plan.total_steps() == 20 + round(config.epochs * plan.steps_per_epoch())
+    assert plan.first_epoch() == BatchPlan.SMALL
+    assert "the first 20 of 2 examples, then 8" in describe(sizing, plan.total_steps(), 300)
+    for given in (TrainConfig(batch_tokens=512), TrainConfig(small_steps=0)):  # a batch or a count given: as given
+        config, sizing = size_config(given, [e.width for e in examples],
+                                     lambda c: BatchPlan(examples, c).steps_per_epoch())
+        assert not config.small_steps and BatchPlan(examples, config).first_epoch() == 0
 
 
 def test_full_fine_tuning_keeps_a_warmup():

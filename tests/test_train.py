@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import mlx.core as mx
+import numpy as np
 from mlx.utils import tree_flatten
 import pytest
 
@@ -164,3 +165,24 @@ def test_the_plans_timed_call_is_the_first_training_step(tiny_model_dir, tmp_pat
     assert stepped == 1 and stepped_again == 2  # the first step was the plan's call
     assert loss == pytest.approx(loss_again, rel=1e-6) and tokens == tokens_again
     assert max_diff(weights, weights_again) < 1e-6
+
+
+def test_small_first_steps_then_the_sized_batch_and_an_exact_resume_between(tiny_model_dir, tmp_path):
+    """small_steps: the first steps train on about 2 examples each, then the configured batch; a
+    run stopped during those steps resumes to the same adapter as a run never stopped."""
+    data = make_data(tmp_path / "data")
+    config = tiny_config(tiny_model_dir, data, small_steps=4, epochs=1)
+    events = []
+    whole = train(config, tmp_path / "whole", on_event=events.append)
+    steps = [e for e in events if e.type == "step"]
+    started = next(e for e in events if e.type == "started")
+    tokens = np.diff([0] + [e.trained_tokens for e in steps])
+    assert whole.status == "finished" and started.steps == len(steps) > 4
+    assert tokens[:4].mean() < 0.7 * tokens[4:].mean()  # the sized batch holds more than the small steps
+    assert steps[3].epoch == 0.0 < steps[4].epoch  # the small steps are not a pass over the data
+
+    stopped = train(config, tmp_path / "stopped", stop=lambda: RunFolder(tmp_path / "stopped").events()[-1].get("step", 0) >= 2)
+    assert stopped.status == "stopped" and stopped.step == 2
+    resumed = train(run_dir=tmp_path / "stopped", resume=True)
+    assert resumed.status == "finished" and resumed.step == whole.step
+    assert max_diff(adapter_weights(tmp_path / "whole"), adapter_weights(tmp_path / "stopped")) < 1e-6

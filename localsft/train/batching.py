@@ -207,8 +207,11 @@ class BatchPlan:
     """The deterministic sequence of micro-batches of a run: epoch e's order depends on (seed, e) only.
 
     That is what makes resume exact: a checkpoint records (epoch, index) and the same
-    batches come back.
+    batches come back. With `small_steps` (sizing.py), the run begins with "epoch" SMALL: that
+    many steps of micro-batches sized for 2 examples (a shuffled part of the data), then epoch 0.
     """
+
+    SMALL = -1
 
     def __init__(self, examples: list[Example], config) -> None:
         if not examples:
@@ -216,30 +219,51 @@ class BatchPlan:
         self.examples = examples
         self.config = config
         self.packed = config.packs
+        self.small_steps = (config.small_steps or 0) if self.packed else 0
         self._cache: dict[int, list[list[list[int]]]] = {}
+
+    def first_epoch(self) -> int:
+        """Where a new run begins: SMALL when it has small steps."""
+        return self.SMALL if self.small_steps else 0
 
     def epoch(self, e: int) -> list[list[list[int]]]:
         if e not in self._cache:
-            rng = np.random.default_rng([self.config.seed, e])
-            self._cache = {e: plan_batches(self.examples, self.config.batch_tokens,
-                                           self.config.pack_width if self.packed else None,
-                                           None if self.packed else self._batch_size(), rng)}
+            rng = np.random.default_rng([self.config.seed, e] if e >= 0 else [self.config.seed, 0, -e])
+            budget, width = self._batching(e)
+            plan = plan_batches(self.examples, budget, width if self.packed else None,
+                                None if self.packed else self._batch_size(), rng)
+            if e == self.SMALL:
+                plan = plan[:self.small_steps * self.config.grad_accumulation]
+            self._cache = {k: v for k, v in self._cache.items() if k == e - 1}  # this one and the one before
+            self._cache[e] = plan
         return self._cache[e]
+
+    def _batching(self, e: int) -> tuple[int, int | None]:
+        """(batch_tokens, pack_width) of epoch e's micro-batches."""
+        if e == self.SMALL:
+            from localsft.train.sizing import small_batching
+
+            return small_batching([x.width for x in self.examples])
+        return self.config.batch_tokens, self.config.pack_width
+
+    def pack_width(self, e: int) -> int | None:
+        return self._batching(e)[1]
 
     def _batch_size(self) -> int:
         return self.config.batch_size or max(1, self.config.batch_tokens // self.config.max_seq_len)
 
     def batch(self, e: int, index: int) -> Batch:
-        return make_batch(self.examples, self.epoch(e)[index], self.packed, self.config.pack_width)
+        return make_batch(self.examples, self.epoch(e)[index], self.packed, self.pack_width(e))
 
     def steps_per_epoch(self) -> int:
         return -(-len(self.epoch(0)) // self.config.grad_accumulation)
 
     def total_steps(self) -> int:
-        """Optimizer steps of the whole run (iters, or epochs x steps per epoch)."""
+        """Optimizer steps of the whole run (iters, or the small steps and epochs x steps per epoch)."""
         if self.config.iters:
             return self.config.iters
-        return max(1, round(self.config.epochs * self.steps_per_epoch()))
+        small = -(-len(self.epoch(self.SMALL)) // self.config.grad_accumulation) if self.small_steps else 0
+        return small + max(1, round(self.config.epochs * self.steps_per_epoch()))
 
     def tokens_per_epoch(self) -> int:
         return sum(e.width for e in self.examples)

@@ -31,7 +31,7 @@ class TrainState:
     """Where training stands; with the weights and optimizer state it is enough to resume exactly."""
 
     step: int = 0  # optimizer steps done
-    epoch: int = 0  # epoch of the next micro-batch
+    epoch: int = 0  # epoch of the next micro-batch (-1: the run's first small steps, BatchPlan.SMALL)
     batch_index: int = 0  # index of the next micro-batch within that epoch
     trained_tokens: int = 0
     best_val_loss: float | None = None

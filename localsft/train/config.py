@@ -45,6 +45,9 @@ class TrainConfig:
     epochs: float | None = field(default=None, metadata={
         "help": "passes over the training data (None: sized to the data, see sizing.py)"})
     iters: int | None = field(default=None, metadata={"help": "optimizer steps; overrides epochs when set"})
+    small_steps: int | None = field(default=None, metadata={
+        "help": "first optimizer steps made with a 2-example batch, before the sized one (None: 20 for 100+ "
+                "examples when the batch is sized, else 0; see sizing.py)"})
     batch_tokens: int | None = field(default=None, metadata={
         "help": "token budget per micro-batch (packed rows x width); fewer tokens, more updates per epoch "
                 "(None: sized to the data)"})
@@ -122,6 +125,7 @@ class TrainConfig:
         need(0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1).")
         need(self.epochs is None or self.epochs > 0 or (self.iters or 0) > 0, "epochs (or iters) must be positive.")
         need(self.iters is None or self.iters >= 1, "iters must be at least 1.")
+        need(self.small_steps is None or self.small_steps >= 0, "small_steps must be 0 or more.")
         need(self.learning_rate is None or self.learning_rate > 0, "learning_rate must be positive.")
         need(self.warmup_ratio is None or 0 <= self.warmup_ratio < 1, "warmup_ratio must be in [0, 1).")
         need(0 <= self.replay <= 1, "replay must be between 0 and 1.")

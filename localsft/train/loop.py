@@ -199,6 +199,8 @@ class _Trainer:
         self.optimizer.init(self.model.trainable_parameters())
         if resume and (found := list_checkpoints(run)):
             self.state = load_checkpoint(found[-1], self.model, self.optimizer)
+        else:
+            self.state.epoch = self.plan.first_epoch()
         self.state = self.group.sync_state(self.model, self.optimizer, self.state)
         self.resumed_from = self.state.step
         self.last_loss: float | None = None  # training loss of the latest step (for the check after training)
@@ -313,7 +315,7 @@ class _Trainer:
     def _next_batch(self) -> Batch:
         self.state.epoch, index = self._next_position()
         rows = self.plan.epoch(self.state.epoch)[index]
-        batch = self.group.local_batch(self.plan.examples, rows, self.plan.packed, self.config.pack_width)
+        batch = self.group.local_batch(self.plan.examples, rows, self.plan.packed, self.plan.pack_width(self.state.epoch))
         self.state.batch_index = index + 1
         return batch
 
@@ -409,7 +411,7 @@ class _Trainer:
         epoch_len = max(len(self.plan.epoch(self.state.epoch)), 1)
         self.log.emit(ev.Step(
             step=self.state.step, steps=self.total_steps,
-            epoch=round(self.state.epoch + self.state.batch_index / epoch_len, 3), loss=round(loss, 5),
+            epoch=round(max(0.0, self.state.epoch + self.state.batch_index / epoch_len), 3), loss=round(loss, 5),
             learning_rate=float(self.optimizer.learning_rate.item()), tokens_per_s=round(tokens / seconds, 1),
             trained_tokens=self.state.trained_tokens, peak_memory_mb=round(mx.get_peak_memory() / MB, 1),
             elapsed_s=round(self.state.elapsed_s, 2), eta_s=round(per_step * (self.total_steps - self.state.step), 1)))

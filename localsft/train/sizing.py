@@ -56,13 +56,14 @@ import numpy as np
 
 from localsft.train.config import TrainConfig
 
-SIZED_FIELDS = ("lora_layers", "pack_width", "batch_tokens", "learning_rate", "epochs", "warmup_ratio")
+SIZED_FIELDS = ("lora_layers", "pack_width", "batch_tokens", "small_steps", "learning_rate", "epochs", "warmup_ratio")
 MIN_STEPS = 60  # below ~50 examples, fewer updates than this left the format unlearned
 TARGET_EPOCHS = 2.0  # above ~120 examples, 2 passes reached the format; more cost time and retention
 MAX_EPOCHS = 8.0  # the floor of steps never buys more passes than this over a tiny set
 LEARNING_RATE = 1e-4  # LoRA/DoRA, at the default scale alpha / rank = 20
 FULL_LEARNING_RATE = 1e-5
 TINY_BATCH, SMALL_BATCH, LARGE_BATCH = 2, 4, 8  # examples per optimizer step
+SMALL_STEPS = 20  # a larger batch comes after this many steps of TINY_BATCH (sets of 100+ examples)
 FULL_WARMUP = 0.05  # warmup share for full fine-tuning (LoRA/DoRA: none)
 MIN_PACK_WIDTH, MAX_PACK_WIDTH = 64, 256  # packed row width bounds (positions)
 VALID_CAP = 16  # validation examples scored per evaluation (a fixed, length-spread subset)
@@ -81,10 +82,12 @@ class Sizing:
     sized: list[str]  # the settings the rule chose (the others were given)
     summary: str = ""
     replay: int = 0  # general rows mixed in (replay.py), counted in the rule's numbers
+    small_steps: int = 0  # first steps of TINY_BATCH examples, before examples_per_step
 
     def to_dict(self) -> dict:
         return {"examples": self.examples, "replay": self.replay, "mean_tokens": round(self.mean_tokens, 1),
-                "examples_per_step": self.examples_per_step, "sized": self.sized, "summary": self.summary}
+                "examples_per_step": self.examples_per_step, "small_steps": self.small_steps,
+                "sized": self.sized, "summary": self.summary}
 
 
 def examples_per_step(n: int) -> int:
@@ -92,19 +95,26 @@ def examples_per_step(n: int) -> int:
     return TINY_BATCH if n < 100 else min(LARGE_BATCH, max(SMALL_BATCH, n // 25))
 
 
-def pack_width_for(n: int, mean_width: float) -> int:
+def pack_width_for(per_step: int, mean_width: float) -> int:
     """Packed row width: about one step's examples (64-256 positions), so short examples still
     come a few per step instead of twenty."""
     from localsft.train.batching import width_bucket
 
-    return min(MAX_PACK_WIDTH, max(MIN_PACK_WIDTH, width_bucket(math.ceil(examples_per_step(n) * mean_width))))
+    return min(MAX_PACK_WIDTH, max(MIN_PACK_WIDTH, width_bucket(math.ceil(per_step * mean_width))))
 
 
-def batch_tokens_for(n: int, mean_width: float, pack_width: int, max_width: int) -> int:
-    """A token budget holding about `examples_per_step(n)` examples, in whole packed rows."""
+def batch_tokens_for(per_step: int, mean_width: float, pack_width: int, max_width: int) -> int:
+    """A token budget holding about `per_step` examples, in whole packed rows."""
     row = max(pack_width, max_width)
-    wanted = examples_per_step(n) * mean_width
+    wanted = per_step * mean_width
     return max(row, round(wanted / pack_width) * pack_width)  # the nearest whole number of rows
+
+
+def small_batching(widths: list[int]) -> tuple[int, int]:
+    """(batch_tokens, pack_width) of the first small steps: about TINY_BATCH examples a step."""
+    mean_width = float(np.mean(widths)) if widths else 0.0
+    pack_width = pack_width_for(TINY_BATCH, mean_width)
+    return batch_tokens_for(TINY_BATCH, mean_width, pack_width, max(widths, default=0)), pack_width
 
 
 def epochs_for(steps_per_epoch: int) -> float:
@@ -129,17 +139,22 @@ def size_config(config: TrainConfig, widths: list[int], steps_per_epoch, replay:
         changes["learning_rate"] = FULL_LEARNING_RATE if config.method == "full" else LEARNING_RATE
     if config.warmup_ratio is None:
         changes["warmup_ratio"] = FULL_WARMUP if config.method == "full" else 0.0
+    per_step = examples_per_step(n)
+    batch_sized = config.batch_tokens is None and config.batch_size is None
+    if config.small_steps is None and batch_sized and per_step > TINY_BATCH:  # unset elsewhere: none
+        changes["small_steps"] = SMALL_STEPS
     if config.pack_width is None:
-        changes["pack_width"] = pack_width_for(n, mean_width)
+        changes["pack_width"] = pack_width_for(per_step, mean_width)
     if config.batch_tokens is None:
         pack_width = changes.get("pack_width", config.pack_width)
-        changes["batch_tokens"] = batch_tokens_for(n, mean_width, pack_width, max(widths, default=0))
+        changes["batch_tokens"] = batch_tokens_for(per_step, mean_width, pack_width, max(widths, default=0))
     sized = config.replace(**changes) if changes else config
     if config.epochs is None:
         epochs = 1.0 if config.iters else epochs_for(steps_per_epoch(sized))
         changes["epochs"] = epochs
         sized = sized.replace(epochs=epochs)
-    sizing = Sizing(n - replay, mean_width, examples_per_step(n), sorted(changes), replay=replay)
+    sizing = Sizing(n - replay, mean_width, per_step, sorted(changes), replay=replay,
+                    small_steps=sized.small_steps or 0)
     return sized, sizing
 
 
@@ -149,7 +164,10 @@ def describe(sizing: Sizing, steps: int, seconds: float) -> str:
     what = f"{sizing.examples} examples"
     if sizing.replay:
         what += f" (+{sizing.replay} general ones, so it keeps what it knew)"
-    what += f": {steps} steps, about {minutes} minute{'s' if minutes > 1 else ''}"
+    what += f": {steps} steps"
+    if sizing.small_steps:
+        what += f" (the first {sizing.small_steps} of {TINY_BATCH} examples, then {sizing.examples_per_step})"
+    what += f", about {minutes} minute{'s' if minutes > 1 else ''}"
     if sizing.sized:
         what += f" (sized to the data: {', '.join(sizing.sized)})"
     return what
