@@ -6,6 +6,7 @@ the run's adapter switched per answer (localsft.inference.side_by_side), loaded 
 
 from __future__ import annotations
 
+import html
 import random
 from types import SimpleNamespace
 
@@ -84,6 +85,16 @@ def clear(session: dict | None):
         session["panes"].reset()
         session["shown"] = {side: [] for side in feedback.PANES}
     return [], [], session
+
+
+def instructions_line(run: str | None) -> str:
+    """Which instructions go with every message: the ones the run was trained with, if any."""
+    text = jobs.find_run(run).instructions() if run else None
+    if not text:
+        return ""
+    shown = text if len(text) <= 300 else text[:300] + "…"
+    return (f"Every message goes to both models with the instructions this run was trained with: "
+            f"*{html.escape(shown)}*")
 
 
 def mode_line(on: bool) -> str:
@@ -220,6 +231,7 @@ def build() -> SimpleNamespace:
             conversation = gr.Checkbox(label="Conversation (remember earlier messages)", value=False,
                                        elem_id="chat-conversation", scale=1)
             mode_note = gr.Markdown(ONE_SHOT_NOTE, elem_id="chat-mode")
+        instructions = gr.Markdown(elem_id="chat-instructions")
         with gr.Accordion("Not what you wanted? Correct an answer", open=False):
             with gr.Row():
                 edit_left = gr.Button("Edit the left answer", elem_id="edit-left")
@@ -273,6 +285,7 @@ def build() -> SimpleNamespace:
     evaluation = [card, eval_table, details, examples]
     pair_out = [question, answer_a, answer_b, pair_box]
     run.change(show_run, run, [*evaluation, tally, *pair_out, left, right, improve_btn, improve_note])
+    run.change(plain_errors(instructions_line), run, instructions)
     for picker in (left, right):
         picker.change(feedback.pane_labels, [run, left, right], [base, tuned]).then(
             clear_if_moved, [left, right, session], [base, tuned, session], **one)

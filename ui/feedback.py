@@ -92,7 +92,7 @@ def panes(session: dict, name: str, left: str | None, right: str | None):
     slots = side_slots(session["chat"].switchable, sides, run.model_name())
     chat = session.get("panes")
     if chat is None or chat.slots != slots:
-        chat = session["panes"] = CompareChat(session["chat"].switchable, slots=slots)
+        chat = session["panes"] = CompareChat(session["chat"].switchable, slots=slots, system=run.instructions())
         session["shown"] = {pane: [] for pane in PANES}
         session["who"] = dict(zip(PANES, (left, right)))
     return chat

@@ -69,6 +69,8 @@ def register(parser) -> None:
     parser.add_argument("--temp", type=float, default=0.0, help="sampling temperature (0 = greedy)")
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling: keep the top tokens up to this probability")
     parser.add_argument("--seed", type=int, default=None)
-    parser.add_argument("--system", default=None, help="a system message for the conversation")
+    parser.add_argument("--system", default=None,
+                        help="the system message of the conversation (default: the instructions the run was "
+                             "trained with, if any; \"\" for none)")
     parser.add_argument("--precision", default="auto", help="auto, float32, float16, bfloat16 or quantized")
     parser.set_defaults(func=run)

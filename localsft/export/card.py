@@ -179,4 +179,8 @@ def model_card(run: RunFolder, tuned: Tuned, fmt: str, out: Path, check: CheckRe
               f"Derived from {shown}; it carries the base model's license: **{license_}**." if license_ else
               f"Derived from {shown}; the base model's license is not recorded here: check its terms.",
               "## How to use", usage(fmt, out, tuned, gguf_name)]
+    if tuned.instructions:
+        parts += ["The model learned its task under these instructions: send them as the system message "
+                  "(the Modelfile of a GGUF export does this for Ollama). Without them a request is answered "
+                  "as a general one.", "```text\n" + tuned.instructions + "\n```"]
     return "\n\n".join(parts) + "\n"

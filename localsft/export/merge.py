@@ -39,6 +39,7 @@ class Tuned:
     base_quantized: int | None = None  # bits of the stored base, when it was quantized
     fused: bool = False
     name: str = ""  # what the tuned model is called (the run's name), e.g. GGUF general.name
+    instructions: str | None = None  # the system prompt it was trained under (RunFolder.instructions)
 
     @property
     def fine_tune_type(self) -> str:
@@ -82,7 +83,7 @@ def load_tuned(run: RunFolder, dtype: str | None = None) -> Tuned:
     base = copy_model(loaded.model)
     adapter_config = attach_fp32(loaded.model, adapter_dir)
     return Tuned(loaded.model, loaded.tokenizer, loaded.path, loaded.config, adapter_dir, adapter_config,
-                 dtype or loaded.stored_dtype, base, loaded.stored_bits)
+                 dtype or loaded.stored_dtype, base, loaded.stored_bits, instructions=run.instructions())
 
 
 def fuse(tuned: Tuned) -> Tuned:

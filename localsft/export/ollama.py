@@ -126,8 +126,10 @@ def modelfile_text(tuned: Tuned, gguf_file: str) -> str:
     if parts:
         parts = _without_bos(parts, tuned)
         lines += [f'TEMPLATE """{go_template(parts)}"""', ""]
-        if parts.default_system:
-            lines += [f'SYSTEM """{parts.default_system}"""', ""]
+        # a chat without a system message gets the run's instructions, else the template's own line
+        system = (tuned.instructions or "").replace('"""', '" " "') or parts.default_system
+        if system:
+            lines += [f'SYSTEM """{system}"""', ""]
     else:
         lines += ["# Chat template: Ollama reads it from the GGUF file.", ""]
     lines += [f'PARAMETER stop "{token}"' for token in stop_tokens(tuned.tokenizer, tuned.base_config)]

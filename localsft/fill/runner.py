@@ -118,7 +118,7 @@ def fill_file(target_name: str, data: str | Path, options: FillOptions | None = 
         raise UserError(f"{target.id} is a base model: --with-base needs a run (its tuned model next to the base).")
     run_config = target.run.config_dict() if target.run else {}
     check = format_checker(run_config.get("format_check"))
-    table = read_inputs(data, options.input_column, options.sheet, run_config.get("system_prompt"))
+    table = read_inputs(data, options.input_column, options.sheet, target.instructions)
     names = added_columns(table.columns, options.with_base, check is not None)
     columns = table.columns + names
     out = Path(options.out).expanduser() if options.out else default_output(table.source.path)

@@ -135,5 +135,10 @@ class CompareChat:
 def open_compare(run: RunFolder | str | Path, settings: SamplingSettings | None = None,
                  sides: tuple[str, ...] = SIDES, system: str | None = None,
                  precision: str = "auto") -> CompareChat:
-    """Load a run's base model once, attach its adapter, and start a side-by-side chat."""
-    return CompareChat(load_switchable(run, precision), settings, system, sides)
+    """Load a run's base model once, attach its adapter, and start a side-by-side chat.
+
+    system: the system message the chat begins with; None: the run's instructions (the system
+    prompt it was trained under, `RunFolder.instructions`), "" for none."""
+    run = run if isinstance(run, RunFolder) else RunFolder.open(run)
+    return CompareChat(load_switchable(run, precision), settings, run.instructions() if system is None else system,
+                       sides)

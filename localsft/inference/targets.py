@@ -8,6 +8,7 @@ when a run has the same name (as in the list of targets). The readable id of a t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from localsft import paths
@@ -23,6 +24,18 @@ class Target:
     base: Path  # the base model's folder (shared by every run on it)
     adapter: Path | None = None
     run: RunFolder | None = None
+
+    @cached_property
+    def instructions(self) -> str | None:
+        """The system prompt the run was trained under (RunFolder.instructions); None for a base model."""
+        return self.run.instructions() if self.run else None
+
+    def with_instructions(self, messages: list[dict]) -> list[dict]:
+        """A chat led by the run's instructions when it brings no system message of its own: the
+        tuned model learned its task under them (as an Ollama Modelfile's SYSTEM line does)."""
+        if not self.instructions or any(m.get("role") == "system" for m in messages):
+            return messages
+        return [{"role": "system", "content": self.instructions}, *messages]
 
     @property
     def context_length(self) -> int:

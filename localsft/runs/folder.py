@@ -113,6 +113,29 @@ class RunFolder:
         """The base model the run trained (store name or folder); None = the default model."""
         return self.config_dict().get("model")
 
+    def instructions(self) -> str | None:
+        """The system prompt every training example of the run began with (the recipe's or the
+        app's instructions, or one the user's rows all shared); None when they differ or have none.
+
+        The tuned model learned the task under it; without it a request is a general one (replay
+        trains general requests without it), so chats that bring no system message get it."""
+        train = self.data_dir / "train.jsonl"
+        if not train.exists():
+            return self.config_dict().get("system_prompt") or None
+        found: set[str | None] = set()
+        with open(train, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    messages = json.loads(line).get("messages") or [{}]
+                except (ValueError, AttributeError):
+                    continue
+                first = messages[0] if isinstance(messages[0], dict) else {}
+                found.add(first.get("content") if first.get("role") == "system" else None)
+                if len(found) > 1:
+                    return None
+        text = next(iter(found), None)
+        return text if isinstance(text, str) and text.strip() else None
+
     def best_adapter(self) -> Path:
         """The adapter folder to use: best if present, else last."""
         for which in ("best", "last"):

@@ -101,7 +101,8 @@ def create_api(engine: Engine, api_key: str | None = None) -> FastAPI:
         body = await _body(request)
         target = await asyncio.to_thread(targets.get, checks.model_name(body))
         settings, given, stop, stream = checks.sampling(body)
-        question = {"messages": checks.messages(body)} if kind == "chat" else {"prompt": checks.prompt(body)}
+        question = ({"messages": target.with_instructions(checks.messages(body))} if kind == "chat"
+                    else {"prompt": checks.prompt(body)})
         job = Job(target, _noop, settings=settings, max_tokens_given=given, stop=stop, **question)
         return await _answer(engine, job, stream, kind)
 

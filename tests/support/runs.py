@@ -75,18 +75,19 @@ def save_random_adapter(model_dir: Path, out_dir: Path, seed: int = 1, strength:
 def make_run(run_dir: Path, model_dir: Path, held_out: list[list[dict]] | None = None,
              format_check: dict | None = None, seed: int = 1, strength: float = 0.5, num_layers: int = 2,
              rank: int = 4, scale: float = 4.0, keys: list[str] | None = None,
-             fine_tune_type: str = "lora") -> Path:
-    """A finished-looking run folder on the model in `model_dir`; returns the folder."""
+             fine_tune_type: str = "lora", system_prompt: str | None = None) -> Path:
+    """A finished-looking run folder on the model in `model_dir`; returns the folder (its training
+    rows led by `system_prompt`, as the data doctor adds it)."""
     run = RunFolder(Path(run_dir))
     run.path.mkdir(parents=True, exist_ok=True)
     config = TrainConfig(model=str(model_dir), data=str(run.data_dir), method=fine_tune_type, lora_rank=rank,
                          lora_alpha=scale * rank, lora_layers=num_layers, lora_keys=keys, seed=seed,
-                         format_check=format_check)
+                         format_check=format_check, system_prompt=system_prompt)
     config.save(run.config_path)
     with tempfile.TemporaryDirectory() as tmp:
         source = make_data(Path(tmp), n_valid=0) / "train.jsonl"
         data.prepare(source, run.data_dir, tokenizer=str(model_dir), max_seq_len=config.max_seq_len,
-                     valid_fraction=0.0, test_fraction=0.0, seed=seed)
+                     valid_fraction=0.0, test_fraction=0.0, seed=seed, system_prompt=system_prompt)
     chats = "".join(json.dumps({"messages": chat}) + "\n" for chat in (held_out or CHATS))
     for split in ("valid", "test"):
         (run.data_dir / f"{split}.jsonl").write_text(chats)

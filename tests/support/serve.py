@@ -12,9 +12,9 @@ from pathlib import Path
 from support.runs import make_run
 
 
-def finished_run(home: Path, name: str, model_dir: Path, seed: int) -> Path:
+def finished_run(home: Path, name: str, model_dir: Path, seed: int, **changes) -> Path:
     """A run in the store with a random adapter and a `finished` event (what training leaves)."""
-    run = make_run(home / "runs" / name, model_dir, seed=seed)
+    run = make_run(home / "runs" / name, model_dir, seed=seed, **changes)
     now = time.time()
     events = [{"type": "started", "time": now, "steps": 1}, {"type": "finished", "time": now}]
     (run / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
