@@ -1,5 +1,6 @@
 """The Data tab in real headless Chromium names rows as the user's spreadsheet does: a CSV whose
-quoted cells hold line breaks, with a bad row after them, is reported by its spreadsheet row."""
+quoted cells hold line breaks, with a bad row after them, is reported by its spreadsheet row. Its
+instructions field shows in the example and becomes the run's system prompt."""
 
 from __future__ import annotations
 
@@ -36,6 +37,18 @@ def test_the_report_and_the_preview_name_the_spreadsheet_row(localsft_home, tmp_
             row.press("Enter")
             expect(page.locator("#data-chat")).to_contain_text("Row 8 was removed")
             shot(page, "data-rows")
+            # instructions typed on the Data tab: the example shows them first, and training gets them
+            row.fill("2")
+            row.press("Enter")
+            expect(page.locator("#data-chat")).to_contain_text("Product 0")
+            page.locator("#data-instructions textarea").fill("Write the product answer in one line.")
+            expect(page.locator("#data-chat .bubble.system")).to_contain_text("Write the product answer in one line.")
+            expect(page.locator("#data-chat .bubble.user")).to_contain_text("Product 0")
+            page.locator("#data-to-train").click()
+            page.get_by_text("Advanced settings (blank: the recipe's value)").click()
+            expect(page.locator("#train-set-system_prompt textarea, #train-set-system_prompt input")).to_have_value(
+                "Write the product answer in one line.")
+            shot(page, "data-instructions")
         except BaseException:
             shot(page, "data-rows-failure")
             raise

@@ -47,6 +47,9 @@ def build() -> gr.Blocks:
         runs.open_compare.click(compare.open, runs.run, [compare.run, tabs])
         runs.open_export.click(export.open, runs.run, [export.run, tabs])
         data.to_train.click(lambda: gr.Tabs(selected="train"), None, tabs)
+        # the Data tab's instructions are the run's system prompt (an advanced setting of the Train tab)
+        data.instructions.change(lambda text: text, data.instructions, train.settings["system_prompt"],
+                                 show_progress="hidden")
         train.to_compare.click(compare.open_run_dir, train.run_dir, [compare.run, tabs])
         compare.improve.click(feedback.improve, compare.run, [train.run_dir, train.message, tabs])
     return demo

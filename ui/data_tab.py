@@ -121,9 +121,20 @@ def _example_at_row(report, row) -> tuple[dict | None, str]:
     return None, f"There is no example in row {row}; rows {report.rows[0]} to {report.rows[-1]} hold them."
 
 
-def preview_chat(report, row) -> str:
+def with_instructions(example: dict | None, instructions: str | None) -> dict | None:
+    """The example as training will see it: `instructions` (the run's system prompt) first when it
+    has no system message of its own."""
+    text = (instructions or "").strip()
+    messages = (example or {}).get("messages")
+    if not text or not messages or messages[0].get("role") == "system":
+        return example
+    return {**example, "messages": [{"role": "system", "content": text}, *messages]}
+
+
+def preview_chat(report, row, instructions: str | None = None) -> str:
     """The example of that row as a chat: system, user and assistant bubbles; the answer it learns highlighted."""
     example, why = _example_at_row(report, row)
+    example = with_instructions(example, instructions)
     if example is None:
         return html.escape(why)
     style = {"system": "background:#f3f4f6;color:#374151", "user": "background:#e0ecff;margin-right:20%",
@@ -136,19 +147,20 @@ def preview_chat(report, row) -> str:
     return "".join(bubbles) or html.escape(example.get("text", ""))
 
 
-def preview_pieces(report, row, model: str | None) -> list[tuple[str, str | None]]:
+def preview_pieces(report, row, model: str | None, instructions: str | None = None) -> list[tuple[str, str | None]]:
     """The example of that row exactly as the model sees it (template tokens included); the tokens
     it learns from are highlighted."""
     from localsft.data import preview
 
     example, _ = _example_at_row(report, row)
+    example = with_instructions(example, instructions)
     if example is None:
         return []
     return [(piece, "learned" if trained else None) for piece, trained in preview(tokenizer_for(model), example)]
 
 
-def show_row(report, row, model):
-    return preview_chat(report, row), preview_pieces(report, row, model)
+def show_row(report, row, model, instructions: str | None = None):
+    return preview_chat(report, row, instructions), preview_pieces(report, row, model, instructions)
 
 
 def _trainable_file(report, path: Path, mapping) -> str | None:
@@ -254,6 +266,12 @@ def build(data_file: gr.State) -> SimpleNamespace:
             output_col = gr.Dropdown(label="Output column", choices=[NONE], interactive=False)
             system_col = gr.Dropdown(label="System column", choices=[NONE], interactive=False)
             recheck = gr.Button("Check again")
+        instructions = gr.Textbox(
+            label="Instructions (optional)", lines=1, max_lines=4, elem_id="data-instructions",
+            placeholder="Write the glossary entry for this term.",
+            info="What the model should do with each input. Every example without instructions of its own "
+                 "gets them (the system prompt); they help it learn from few examples, and the tuned model "
+                 "gets them again wherever it answers. Blank: the recipe's, if it has some.")
         summary = gr.Markdown(elem_id="data-summary")
         with gr.Row():
             problems = gr.Dataframe(headers=PROBLEM_HEADERS, interactive=False, wrap=True,
@@ -275,9 +293,12 @@ def build(data_file: gr.State) -> SimpleNamespace:
                preview, to_train, style_result]
     mapping = [input_col, output_col, system_col, model]
     detect = [source, no_column, no_column, no_column, model]
-    upload.upload(use_upload, upload, source).success(check_file, detect, outputs)
-    example_btn.click(use_example, example, source).success(check_file, detect, outputs)
-    table_btn.click(use_table, table, source).success(check_file, detect, outputs)
-    recheck.click(check_file, [source, *mapping], outputs)
-    index.submit(show_row, [report, index, model], [chat, preview])
-    return SimpleNamespace(to_train=to_train, source=source, style=style)
+    shown = ([report, index, model, instructions], [chat, preview])  # the example as trained, instructions first
+    upload.upload(use_upload, upload, source).success(check_file, detect, outputs).success(show_row, *shown)
+    example_btn.click(use_example, example, source).success(check_file, detect, outputs).success(show_row, *shown)
+    table_btn.click(use_table, table, source).success(check_file, detect, outputs).success(show_row, *shown)
+    recheck.click(check_file, [source, *mapping], outputs).success(show_row, *shown)
+    in_order = {"concurrency_id": "data-preview", "concurrency_limit": 1}  # the last request shown last
+    index.submit(show_row, *shown, **in_order)
+    instructions.change(show_row, *shown, show_progress="hidden", **in_order)
+    return SimpleNamespace(to_train=to_train, source=source, style=style, instructions=instructions)

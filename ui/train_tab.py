@@ -239,5 +239,6 @@ def build(data_file: gr.State, style: gr.State | None = None) -> SimpleNamespace
     timer.tick(poll, [run_dir, data_file], outputs, show_progress="hidden")
     data_file.change(poll, [run_dir, data_file], outputs, show_progress="hidden")
     check_btn.click(check_result, run_dir, card, concurrency_id="generate", concurrency_limit=1)
+    settings = dict(zip((f.name for f in settings_form.offered()), advanced))
     return SimpleNamespace(model=model, run_dir=run_dir, data_file=data_file, outputs=outputs, attach=attach,
-                           to_compare=to_compare, message=message)
+                           to_compare=to_compare, message=message, settings=settings)
