@@ -4,7 +4,8 @@ A setting left unset (None) in the TrainConfig is decided here from the number o
 examples and their token lengths; a setting the user gave always wins. The rule:
 
     LoRA placement   every linear layer of every block (lora_layers = -1, lora_keys = all)
-    examples / step  b = 2 below 100 examples, then n / 25 (4 to 8)
+    examples / step  b = 2 below 100 examples, then n / 25 (4 to 8) after 20 first steps
+                     of 2 (small_steps; only where the batch is sized)
     pack_width       b x mean example length, as a row width between 64 and 256
     batch_tokens     b x mean example length, to the nearest whole packed row (at least one)
     optimizer steps  at least 60 (a floor of useful updates for 30-50 examples) and
