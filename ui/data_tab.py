@@ -124,11 +124,11 @@ def _example_at_row(report, row) -> tuple[dict | None, str]:
 def with_instructions(example: dict | None, instructions: str | None) -> dict | None:
     """The example as training will see it: `instructions` (the run's system prompt) first when it
     has no system message of its own."""
-    text = (instructions or "").strip()
-    messages = (example or {}).get("messages")
-    if not text or not messages or messages[0].get("role") == "system":
+    from localsft.data.mapping import with_system
+
+    if not example or not example.get("messages"):
         return example
-    return {**example, "messages": [{"role": "system", "content": text}, *messages]}
+    return {**example, "messages": with_system(example["messages"], (instructions or "").strip())}
 
 
 def preview_chat(report, row, instructions: str | None = None) -> str:

@@ -171,6 +171,13 @@ def _messages(value, column: str) -> list[dict]:
     return messages
 
 
+def with_system(messages: list[dict], system_prompt: str | None) -> list[dict]:
+    """`messages` led by `system_prompt` as a system message, unless they begin with their own."""
+    if not (system_prompt or "").strip() or (messages and messages[0].get("role") == "system"):
+        return messages
+    return [{"role": "system", "content": system_prompt}, *messages]
+
+
 def to_example(row: dict, mapping: ColumnMapping, system_prompt: str | None = None) -> dict:
     """One row as a normalized example, or RowError saying what is wrong with it."""
     if mapping.text:
@@ -185,6 +192,4 @@ def to_example(row: dict, mapping: ColumnMapping, system_prompt: str | None = No
                     {"role": "assistant", "content": _text(row, mapping.output, "output")}]
         if mapping.system and str(row.get(mapping.system) or "").strip():
             messages.insert(0, {"role": "system", "content": _text(row, mapping.system, "system prompt")})
-    if system_prompt and messages[0]["role"] != "system":
-        messages.insert(0, {"role": "system", "content": system_prompt})
-    return {"messages": messages}
+    return {"messages": with_system(messages, system_prompt)}

@@ -33,9 +33,9 @@ class Target:
     def with_instructions(self, messages: list[dict]) -> list[dict]:
         """A chat led by the run's instructions when it brings no system message of its own: the
         tuned model learned its task under them (as an Ollama Modelfile's SYSTEM line does)."""
-        if not self.instructions or any(m.get("role") == "system" for m in messages):
-            return messages
-        return [{"role": "system", "content": self.instructions}, *messages]
+        from localsft.data.mapping import with_system
+
+        return with_system(messages, self.instructions)
 
     @property
     def context_length(self) -> int:
