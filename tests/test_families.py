@@ -302,7 +302,7 @@ def test_ollama_modelfile_renders_the_trained_conversation(family, tmp_path):
     folder = build_family_model(family, tmp_path / family.name)
     config = json.loads((folder / "config.json").read_text())
     tokenizer = load_tokenizer(folder, eos_token_ids=config.get("eos_token_id"))
-    tuned = SimpleNamespace(tokenizer=tokenizer, base_config=config)
+    tuned = SimpleNamespace(tokenizer=tokenizer, base_config=config, instructions=None)
     text = modelfile_text(tuned, "model.gguf")
     template = re.search(r'TEMPLATE """(.*?)"""', text, re.S)
     assert template, text

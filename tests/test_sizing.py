@@ -7,7 +7,7 @@ import pytest
 
 from localsft.train.batching import BatchPlan, Example
 from localsft.train.config import TrainConfig
-from localsft.train.sizing import MIN_STEPS, describe, size_config, validation_steps, validation_subset
+from localsft.train.sizing import MIN_STEPS, batch_plan, describe, size_config, validation_steps, validation_subset
 
 
 def _examples(n: int, width: int = 60, seed: int = 0) -> list[Example]:
@@ -25,7 +25,7 @@ def _sized(n: int, config: TrainConfig | None = None, width: int = 60):
     examples = _examples(n, width)
     config, sizing = size_config(config or TrainConfig(), [e.width for e in examples],
                                  lambda c: BatchPlan(examples, c).steps_per_epoch())
-    plan = BatchPlan(examples, config)
+    plan = batch_plan(examples, config)
     return config, sizing, plan.total_steps(), plan.steps_per_epoch()
 
 
@@ -53,7 +53,7 @@ def test_larger_sets_begin_with_small_steps():
     examples = _examples(200)
     config, sizing = size_config(TrainConfig(), [e.width for e in examples],
                                  lambda c: BatchPlan(examples, c).steps_per_epoch())
-    plan = BatchPlan(examples, config)
+    plan = batch_plan(examples, config)
     small, first = plan.epoch(BatchPlan.SMALL), plan.epoch(0)
     per_step = [sum(len(row) for row in rows) for rows in small]
     assert len(small) == 20 and all(1 <= k <= 3 for k in per_step) and sum(per_step) >= 36
@@ -65,7 +65,7 @@ def test_larger_sets_begin_with_small_steps():
     for given in (TrainConfig(batch_tokens=512), TrainConfig(small_steps=0)):  # a batch or a count given: as given
         config, sizing = size_config(given, [e.width for e in examples],
                                      lambda c: BatchPlan(examples, c).steps_per_epoch())
-        assert not config.small_steps and BatchPlan(examples, config).first_epoch() == 0
+        assert not config.small_steps and batch_plan(examples, config).first_epoch() == 0
 
 
 def test_full_fine_tuning_keeps_a_warmup():

@@ -207,19 +207,21 @@ class BatchPlan:
     """The deterministic sequence of micro-batches of a run: epoch e's order depends on (seed, e) only.
 
     That is what makes resume exact: a checkpoint records (epoch, index) and the same
-    batches come back. With `small_steps` (sizing.py), the run begins with "epoch" SMALL: that
-    many steps of micro-batches sized for 2 examples (a shuffled part of the data), then epoch 0.
+    batches come back. With `small_steps` and `small` (their (batch_tokens, pack_width), from
+    sizing.batch_plan), the run begins with "epoch" SMALL: that many steps of smaller micro-batches
+    (a shuffled part of the data), then epoch 0.
     """
 
     SMALL = -1
 
-    def __init__(self, examples: list[Example], config) -> None:
+    def __init__(self, examples: list[Example], config, small: tuple[int, int] | None = None) -> None:
         if not examples:
             raise UserError("No training examples with answer tokens to learn from.")
         self.examples = examples
         self.config = config
         self.packed = config.packs
-        self.small_steps = (config.small_steps or 0) if self.packed else 0
+        self.small = small
+        self.small_steps = (config.small_steps or 0) if self.packed and small else 0
         self._cache: dict[int, list[list[list[int]]]] = {}
 
     def first_epoch(self) -> int:
@@ -241,9 +243,7 @@ class BatchPlan:
     def _batching(self, e: int) -> tuple[int, int | None]:
         """(batch_tokens, pack_width) of epoch e's micro-batches."""
         if e == self.SMALL:
-            from localsft.train.sizing import small_batching
-
-            return small_batching([x.width for x in self.examples])
+            return self.small
         return self.config.batch_tokens, self.config.pack_width
 
     def pack_width(self, e: int) -> int | None:

@@ -191,7 +191,7 @@ class _Trainer:
         config, self.sizing = sz.size_config(config, [e.width for e in examples],
                                              lambda sized: BatchPlan(examples, sized).steps_per_epoch(), len(replay))
         self.config = config
-        self.plan = BatchPlan(examples, config)
+        self.plan = sz.batch_plan(examples, config)
         self.total_steps = self.plan.total_steps()
         self.layers, keys = apply_method(self.model, config)
         self.adapter_conf = adapter_config(config, self.layers, keys)

@@ -130,6 +130,13 @@ def epochs_for(steps_per_epoch: int) -> float:
     return round(min(MAX_EPOCHS, steps / max(steps_per_epoch, 1)), 3)
 
 
+def batch_plan(examples, config: TrainConfig):
+    """The run's BatchPlan: its small first steps (config.small_steps) batched for TINY_BATCH examples."""
+    from localsft.train.batching import BatchPlan
+
+    return BatchPlan(examples, config, small_batching([e.width for e in examples]) if config.small_steps else None)
+
+
 def size_config(config: TrainConfig, widths: list[int], steps_per_epoch, replay: int = 0) -> tuple[TrainConfig, Sizing]:
     """The config with every unset sized field decided from the training examples.
 
