@@ -32,8 +32,6 @@ JOB_LOG = "train.log"  # the output of a training the studio started (localsft.r
 
 def atomic_write_jsonl(path: Path, rows) -> None:
     """`rows` (dicts) as one JSON line each, written as `atomic_write_text` writes."""
-    import json
-
     atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
 
 
