@@ -32,8 +32,8 @@ def _sized(n: int, config: TrainConfig | None = None, width: int = 60):
 @pytest.mark.parametrize("n, steps, epochs, per_step, small", [
     (30, (MIN_STEPS, MIN_STEPS + 8), (3, 8.01), 2, 0),   # a floor of updates: 60 small steps, many passes
     (40, (MIN_STEPS, MIN_STEPS + 8), (2.5, 8.01), 2, 0),
-    (120, (MIN_STEPS, 70), (2, 3.5), 4, 20),             # 20 steps of 2 examples, then 2-3 passes
-    (400, (90, 130), (2, 2.01), 8, 20),                  # no wasted epochs: 2 passes, bigger batches
+    (120, (MIN_STEPS, 70), (2, 3.5), 4, 10),             # 10 steps of 2 examples, then 2-3 passes
+    (400, (90, 130), (2, 2.01), 8, 10),                  # no wasted epochs: 2 passes, bigger batches
 ])
 def test_unset_settings_follow_the_number_of_examples(n, steps, epochs, per_step, small):
     config, sizing, total, per_epoch = _sized(n)
@@ -49,19 +49,19 @@ def test_unset_settings_follow_the_number_of_examples(n, steps, epochs, per_step
 
 def test_larger_sets_begin_with_small_steps():
     """The format comes after so many updates (5-20 steps of 2 examples), not so many examples: a
-    set of 100+ examples makes its first 20 steps of 2 examples, then its larger ones."""
+    set of 100+ examples makes its first 10 steps of 2 examples, then its larger ones."""
     examples = _examples(200)
     config, sizing = size_config(TrainConfig(), [e.width for e in examples],
                                  lambda c: BatchPlan(examples, c).steps_per_epoch())
     plan = batch_plan(examples, config)
     small, first = plan.epoch(BatchPlan.SMALL), plan.epoch(0)
     per_step = [sum(len(row) for row in rows) for rows in small]
-    assert len(small) == 20 and all(1 <= k <= 3 for k in per_step) and sum(per_step) >= 36
+    assert len(small) == 10 and all(1 <= k <= 3 for k in per_step) and sum(per_step) >= 18
     assert sum(len(row) for rows in first for row in rows) == 200  # then whole epochs, in larger steps
     assert 200 / len(first) >= 6
-    assert plan.total_steps() == 20 + round(config.epochs * plan.steps_per_epoch())
+    assert plan.total_steps() == 10 + round(config.epochs * plan.steps_per_epoch())
     assert plan.first_epoch() == BatchPlan.SMALL
-    assert "the first 20 of 2 examples, then 8" in describe(sizing, plan.total_steps(), 300)
+    assert "the first 10 of 2 examples, then 8" in describe(sizing, plan.total_steps(), 300)
     for given in (TrainConfig(batch_tokens=512), TrainConfig(small_steps=0)):  # a batch or a count given: as given
         config, sizing = size_config(given, [e.width for e in examples],
                                      lambda c: BatchPlan(examples, c).steps_per_epoch())

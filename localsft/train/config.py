@@ -46,7 +46,7 @@ class TrainConfig:
         "help": "passes over the training data (None: sized to the data, see sizing.py)"})
     iters: int | None = field(default=None, metadata={"help": "optimizer steps; overrides epochs when set"})
     small_steps: int | None = field(default=None, metadata={
-        "help": "first optimizer steps made with a 2-example batch, before the sized one (None: 20 for 100+ "
+        "help": "first optimizer steps made with a 2-example batch, before the sized one (None: 10 for 100+ "
                 "examples when the batch is sized, else 0; see sizing.py)"})
     batch_tokens: int | None = field(default=None, metadata={
         "help": "token budget per micro-batch (packed rows x width); fewer tokens, more updates per epoch "

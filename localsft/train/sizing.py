@@ -4,7 +4,7 @@ A setting left unset (None) in the TrainConfig is decided here from the number o
 examples and their token lengths; a setting the user gave always wins. The rule:
 
     LoRA placement   every linear layer of every block (lora_layers = -1, lora_keys = all)
-    examples / step  b = 2 below 100 examples, then n / 25 (4 to 8) after 20 first steps
+    examples / step  b = 2 below 100 examples, then n / 25 (4 to 8) after 10 first steps
                      of 2 (small_steps; only where the batch is sized)
     pack_width       b x mean example length, as a row width between 64 and 256
     batch_tokens     b x mean example length, to the nearest whole packed row (at least one)
@@ -45,13 +45,16 @@ Evidence, measured here (benchmarks/time_to_quality.py; docs/training.md has the
   after 35 in steps of 7; 0.70 of mlx_lm's CPU seconds to 95% instead of 1.15), but its 2 epochs
   took 187-231 steps instead of 60-72 and drifted further: brand-voice (192 rows) kept 0.80 of
   the general-knowledge score instead of 0.97, glossary (200) ended at 90% with one answer of 20
-  looping. So larger sets keep their larger steps, after 20 first ones of 2 (SMALL_STEPS: the
-  shipped sets reached the format at step 5, 10 or 20 in steps of 2): side by side with mlx_lm
-  (fixed-format 157 rows, glossary 200, brand-voice 192) CPU seconds to 95% fell to 0.68, 0.76
-  and 0.80 of mlx_lm's (the larger steps alone: 0.99 on fixed-format in the same session, 1.15-
-  1.35 the session before), retention 0.897, 1.03 and 0.92, final adherence 100%, 95%, 100%; one
-  glossary answer of 20 looped (as with 2 a step throughout; none with the larger steps alone),
-  and whole runs grew to 1.26-1.51x mlx_lm's CPU seconds (20 more steps, none stopped early).
+  looping. So larger sets keep their larger steps, after a few first ones of 2 (SMALL_STEPS).
+  With 20 of them, side by side with mlx_lm (fixed-format 157 rows, glossary 200, brand-voice
+  192) CPU seconds to 95% fell to 0.68, 0.76 and 0.80 of mlx_lm's (the larger steps alone:
+  0.99 on fixed-format in the same session, 1.15-1.35 the session before), but retention was
+  0.897, 1.03 and 0.92, one glossary answer of 20 looped and whole runs grew to 1.26-1.51x
+  mlx_lm's CPU seconds. With 10 (the rule): 64.0, 68.4 and 351.0 CPU s to 95% (20 small steps:
+  64.8, 76.3, 204.8: brand-voice had learned its format within 20 steps of 2; now at step 28),
+  retention 0.95, 0.92 and 0.92, no degenerate answer, whole runs 485, 686 and 1025
+  CPU s (20: 673, 806, 1102). Retention and sound answers are targets; the speed to the format
+  on brand-voice is the price.
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ MAX_EPOCHS = 8.0  # the floor of steps never buys more passes than this over a t
 LEARNING_RATE = 1e-4  # LoRA/DoRA, at the default scale alpha / rank = 20
 FULL_LEARNING_RATE = 1e-5
 TINY_BATCH, SMALL_BATCH, LARGE_BATCH = 2, 4, 8  # examples per optimizer step
-SMALL_STEPS = 20  # a larger batch comes after this many steps of TINY_BATCH (sets of 100+ examples)
+SMALL_STEPS = 10  # a larger batch comes after this many steps of TINY_BATCH (sets of 100+ examples)
 FULL_WARMUP = 0.05  # warmup share for full fine-tuning (LoRA/DoRA: none)
 MIN_PACK_WIDTH, MAX_PACK_WIDTH = 64, 256  # packed row width bounds (positions)
 VALID_CAP = 16  # validation examples scored per evaluation (a fixed, length-spread subset)
