@@ -186,3 +186,25 @@ def test_small_first_steps_then_the_sized_batch_and_an_exact_resume_between(tiny
     resumed = train(run_dir=tmp_path / "stopped", resume=True)
     assert resumed.status == "finished" and resumed.step == whole.step
     assert max_diff(adapter_weights(tmp_path / "whole"), adapter_weights(tmp_path / "stopped")) < 1e-6
+
+
+def test_a_resume_keeps_the_sizing_its_run_began_with(tiny_model_dir, tmp_path, monkeypatch):
+    """Settings sized to the data are kept in the checkpoints: a run resumed after the rule changed
+    (an upgrade) trains on as it began, to the same adapter as a run never stopped."""
+    from localsft.train import sizing
+
+    config = tiny_config(tiny_model_dir, make_data(tmp_path / "data"), epochs=None, learning_rate=None)
+    whole = train(config, tmp_path / "whole")
+    stopped = train(config, tmp_path / "stopped", stop=lambda: RunFolder(tmp_path / "stopped").events()[-1].get("step", 0) >= 2)
+    assert stopped.status == "stopped" and stopped.step == 2
+    monkeypatch.setattr(sizing, "MIN_STEPS", sizing.MIN_STEPS // 2)  # today's rule would size otherwise
+    monkeypatch.setattr(sizing, "LEARNING_RATE", 3 * sizing.LEARNING_RATE)
+    train(config, tmp_path / "today", stop=lambda: True)
+    resumed = train(run_dir=tmp_path / "stopped", resume=True)
+
+    def started(run: str) -> list[dict]:
+        return [e for e in RunFolder(tmp_path / run).events() if e["type"] == "started"]
+    assert started("today")[0]["steps"] != started("whole")[0]["steps"]  # a new run gets today's rule
+    assert [e["steps"] for e in started("stopped")] == [started("whole")[0]["steps"]] * 2
+    assert resumed.status == "finished" and resumed.step == whole.step
+    assert max_diff(adapter_weights(tmp_path / "whole"), adapter_weights(tmp_path / "stopped")) < 1e-6

@@ -43,6 +43,7 @@ class TrainState:
     best_adherence: float | None = None  # the highest held-out format adherence so far (format_watch.py)
 
     best_accuracy: float | None = None  # preference runs: held-out preference accuracy of the best step
+    sized: dict | None = None  # what sizing.py decided when the run began: a resume keeps it, whatever the rule is now
 
 
 def _create(path: Path):
@@ -108,9 +109,14 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer) -> TrainState:
     saved = {k[len("opt."):]: v for k, v in arrays.items() if k.startswith("opt.")}
     optimizer.state = tree_map_with_path(lambda key, value: saved.get(key, value), optimizer.state)
     mx.eval(model.parameters(), optimizer.state)
+    return read_state(path)
+
+
+def read_state(path: Path) -> TrainState:
+    """The TrainState saved in checkpoint folder `path` (a field since dropped is ignored)."""
     saved = json.loads((path / "state.json").read_text())
     known = {f.name for f in dataclasses.fields(TrainState)}
-    return TrainState(**{k: v for k, v in saved.items() if k in known})  # a field since dropped is ignored
+    return TrainState(**{k: v for k, v in saved.items() if k in known})
 
 
 def adapter_config(config, num_layers: int, keys: list[str]) -> dict:

@@ -29,7 +29,7 @@ from localsft.runs.folder import STOP_FILE, RunFolder
 from localsft.train import events as ev
 from localsft.train.batching import Batch, BatchPlan, eval_batches, make_batch, tokenize_examples
 from localsft.train.claim import claim
-from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint,
+from localsft.train.checkpoint import (TrainState, adapter_config, list_checkpoints, load_checkpoint, read_state,
                                        save_adapters, save_checkpoint)
 from localsft.train.config import TrainConfig
 from localsft.train.group import SINGLE, Group
@@ -186,10 +186,13 @@ class _Trainer:
         train_rows = train_rows + replay
         examples = tokenize_examples(train_rows, tokenizer, config.max_seq_len, config.mask_prompt)
         self.valid = tokenize_examples(self.valid_rows, tokenizer, config.max_seq_len, config.mask_prompt)
-        # unset settings are sized to the data (sizing.py); the run's config.yaml keeps them unset,
-        # so a resume sizes them again from the same train.jsonl and gets the same values
+        # unset settings are sized to the data (sizing.py); the run's config.yaml keeps them unset and
+        # its checkpoints what the rule decided, so a resume keeps those values (even if the rule changed)
+        found = list_checkpoints(run) if resume else []  # this machine's (other ranks get rank 0's state)
+        decided = self.group.from_main(lambda: read_state(found[-1]).sized if found else None) if resume else None
         config, self.sizing = sz.size_config(config, [e.width for e in examples],
-                                             lambda sized: BatchPlan(examples, sized).steps_per_epoch(), len(replay))
+                                             lambda sized: BatchPlan(examples, sized).steps_per_epoch(), len(replay),
+                                             decided)
         self.config = config
         self.plan = sz.batch_plan(examples, config)
         self.total_steps = self.plan.total_steps()
@@ -197,10 +200,11 @@ class _Trainer:
         self.adapter_conf = adapter_config(config, self.layers, keys)
         self.optimizer = build_optimizer(config, self.total_steps)
         self.optimizer.init(self.model.trainable_parameters())
-        if resume and (found := list_checkpoints(run)):
+        if found:
             self.state = load_checkpoint(found[-1], self.model, self.optimizer)
         else:
             self.state.epoch = self.plan.first_epoch()
+            self.state.sized = {k: getattr(config, k) for k in self.sizing.sized}
         self.state = self.group.sync_state(self.model, self.optimizer, self.state)
         self.resumed_from = self.state.step
         self.last_loss: float | None = None  # training loss of the latest step (for the check after training)

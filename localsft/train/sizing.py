@@ -140,16 +140,19 @@ def batch_plan(examples, config: TrainConfig):
     return BatchPlan(examples, config, small_batching([e.width for e in examples]) if config.small_steps else None)
 
 
-def size_config(config: TrainConfig, widths: list[int], steps_per_epoch, replay: int = 0) -> tuple[TrainConfig, Sizing]:
+def size_config(config: TrainConfig, widths: list[int], steps_per_epoch, replay: int = 0,
+                decided: dict | None = None) -> tuple[TrainConfig, Sizing]:
     """The config with every unset sized field decided from the training examples.
 
     widths: token positions of each training example (after truncation), replay rows included
     (`replay` of them: shown apart in the plan).
     steps_per_epoch(config): optimizer steps of one epoch under a config (the batch plan's count).
+    decided: what the rule decided when the run began (a resume): those values, not today's rule.
     """
     n = len(widths)
     mean_width = float(np.mean(widths)) if widths else 0.0
-    changes: dict = {}
+    changes = {k: v for k, v in (decided or {}).items() if k in SIZED_FIELDS and getattr(config, k) is None}
+    config = config.replace(**changes) if changes else config
     if config.lora_layers is None:
         changes["lora_layers"] = -1
     if config.learning_rate is None:
@@ -166,7 +169,7 @@ def size_config(config: TrainConfig, widths: list[int], steps_per_epoch, replay:
         pack_width = changes.get("pack_width", config.pack_width)
         changes["batch_tokens"] = batch_tokens_for(per_step, mean_width, pack_width, max(widths, default=0))
     sized = config.replace(**changes) if changes else config
-    if config.epochs is None:
+    if sized.epochs is None:
         epochs = 1.0 if config.iters else epochs_for(steps_per_epoch(sized))
         changes["epochs"] = epochs
         sized = sized.replace(epochs=epochs)
