@@ -68,7 +68,8 @@ def test_real_default_model_learns_a_recipe(default_model_dir, tmp_path):
 
     config = load_recipe("brand-voice").train_config().replace(
         model=str(default_model_dir), iters=4, eval_every=4, learning_rate=1e-3, batch_tokens=512,
-        max_seq_len=192, sample_prompts=1, sample_max_tokens=16, valid_fraction=0.05, test_fraction=0.05)
+        max_seq_len=192, sample_prompts=1, sample_max_tokens=16, valid_fraction=0.05, test_fraction=0.05,
+        replay=0.0)  # replay on the real model: test_small_data_default.py
     events = []
     result = train(config, tmp_path / "run", on_event=events.append)
     assert result.status == "finished"
