@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from support.training import make_data, tiny_config
 
 from localsft.evaluation.evaluate import load_probes
@@ -91,3 +93,17 @@ def test_a_run_from_before_replay_resumes_on_its_own_rows(tiny_model_dir, tmp_pa
                               if not line.startswith("replay:")))  # as written before replay existed
     assert train(resume=True, run_dir=run).status == "finished"
     assert not (run / "data" / FILE).exists()
+
+
+@pytest.mark.slow
+def test_general_answers_made_in_one_batch_equal_those_made_one_by_one(default_model_dir):
+    """Replay answers every prompt in one batch (cheaper a token than batches of 16): the real
+    model's answers are the same as one at a time, prompts of every length padded together."""
+    from localsft.train.format_watch import greedy_answers
+    from localsft.train.replay import ANSWER_BATCH
+
+    loaded = load_model(str(default_model_dir))
+    chats = [[{"role": "user", "content": p}] for p in general_prompts()[:6]]
+    alone = greedy_answers(loaded.model, loaded.tokenizer, chats, 16, batch_size=1)
+    assert len(set(alone)) == len(chats) and ANSWER_BATCH >= len(general_prompts())
+    assert greedy_answers(loaded.model, loaded.tokenizer, chats, 16, batch_size=ANSWER_BATCH) == alone

@@ -48,11 +48,11 @@ CUT = " …"  # ends an answer the format watch stopped early (it could no longe
 
 
 def greedy_answers(model, tokenizer, chats: list[list[dict]], max_tokens: int,
-                   hopeless: Callable[[str], bool] | None = None) -> list[str]:
-    """Greedy answers to every chat, decoded as one batch with the model as it is now.
+                   hopeless: Callable[[str], bool] | None = None, batch_size: int = 16) -> list[str]:
+    """Greedy answers to every chat with the model as it is now, decoded `batch_size` rows at a time.
 
     hopeless: says from an answer's start that it cannot end in the format; such an answer stops
-    there and ends with CUT (the verdict is the same, the decode shorter)."""
+    there and ends with CUT (the verdict is the same, the decode shorter); all rows decode as one batch."""
     from localsft.inference.batch import answer_all, decode_text
     from localsft.inference.generate import SamplingSettings, chat_prompt
     from localsft.platform import blas
@@ -61,7 +61,7 @@ def greedy_answers(model, tokenizer, chats: list[list[dict]], max_tokens: int,
     settings = SamplingSettings(max_tokens=max_tokens, temperature=0.0)
     with blas.threads(blas.DECODE_THREADS):
         if hopeless is None:
-            return answer_all(model, tokenizer, prompts, settings)
+            return answer_all(model, tokenizer, prompts, settings, batch_size=batch_size)
         answers, cut = [""] * len(prompts), set()
         for row, piece in decode_text(model, tokenizer, prompts, settings, halted=cut):
             answers[row] += piece

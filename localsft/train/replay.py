@@ -37,6 +37,10 @@ from pathlib import Path
 FILE = "replay.jsonl"
 GENERAL_SYSTEM = "Answer as a general assistant."  # marks the general rows of a task without a system prompt
 MAX_TOKENS = 64  # a short general answer; longer ones are cut at a sentence end (and cost training time)
+# Every shipped prompt in one decode batch (short prompts, 64 new tokens: little cache even for
+# an 8B model). On the default model's CPU path a decode step of 48 rows took 268 ms against 153
+# for 16, so a row's token costs 5.6 ms instead of 9.6.
+ANSWER_BATCH = 64
 
 
 def general_prompts() -> list[str]:
@@ -72,7 +76,8 @@ def answer_general(loaded, prompts: list[str]) -> dict[str, str | None]:
         from localsft.train.format_watch import greedy_answers
 
         tokenizer = loaded.tokenizer
-        texts = greedy_answers(loaded.model, tokenizer, [[{"role": "user", "content": p}] for p in missing], MAX_TOKENS)
+        texts = greedy_answers(loaded.model, tokenizer, [[{"role": "user", "content": p}] for p in missing], MAX_TOKENS,
+                               batch_size=ANSWER_BATCH)
         new = {p: finished_answer(t, len(tokenizer.encode(t)) < MAX_TOKENS - 1) for p, t in zip(missing, texts)}
         cache.parent.mkdir(parents=True, exist_ok=True)
         with open(cache, "a", encoding="utf-8") as fh:
