@@ -62,6 +62,7 @@ def test_larger_sets_begin_with_small_steps():
     assert plan.total_steps() == 10 + round(config.epochs * plan.steps_per_epoch())
     assert plan.first_epoch() == BatchPlan.SMALL
     assert "the first 10 of 2 examples, then 8" in describe(sizing, plan.total_steps(), 300)
+    assert ": 4 steps of 2 examples, about" in describe(sizing, 4, 30)  # a run of 4 (iters=4): no larger step
     for given in (TrainConfig(batch_tokens=512), TrainConfig(small_steps=0)):  # a batch or a count given: as given
         config, sizing = size_config(given, [e.width for e in examples],
                                      lambda c: BatchPlan(examples, c).steps_per_epoch())

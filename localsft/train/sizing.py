@@ -185,7 +185,9 @@ def describe(sizing: Sizing, steps: int, seconds: float) -> str:
     if sizing.replay:
         what += f" (+{sizing.replay} general ones, so it keeps what it knew)"
     what += f": {steps} steps"
-    if sizing.small_steps:
+    if sizing.small_steps >= steps:  # a short run (iters given) is all small steps
+        what += f" of {TINY_BATCH} examples"
+    elif sizing.small_steps:
         what += f" (the first {sizing.small_steps} of {TINY_BATCH} examples, then {sizing.examples_per_step})"
     what += f", about {minutes} minute{'s' if minutes > 1 else ''}"
     if sizing.sized:
