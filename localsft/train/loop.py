@@ -188,8 +188,8 @@ class _Trainer:
         self.valid = tokenize_examples(self.valid_rows, tokenizer, config.max_seq_len, config.mask_prompt)
         # unset settings are sized to the data (sizing.py); the run's config.yaml keeps them unset and
         # its checkpoints what the rule decided, so a resume keeps those values (even if the rule changed)
-        found = list_checkpoints(run) if resume else []  # this machine's (other ranks get rank 0's state)
-        decided = self.group.from_main(lambda: read_state(found[-1]).sized if found else None) if resume else None
+        found = list_checkpoints(run) if resume else []  # rank 0 resumes; the others get its state
+        decided = self.group.from_main(lambda: read_state(found[-1]).sized if found else None)
         config, self.sizing = sz.size_config(config, [e.width for e in examples],
                                              lambda sized: BatchPlan(examples, sized).steps_per_epoch(), len(replay),
                                              decided)
